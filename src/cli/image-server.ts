@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/*
+ * image-server: `serve` (the default) runs the server; `config [KEY]` prints
+ * the resolved configuration, or one key of it, so shell scripts never
+ * re-implement defaults. The config file is --config, else
+ * $IMAGE_SERVER_CONFIG, else config.json at the repository root.
+ */
+import { Command } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { serve } from '../main.js';
+import { ROOT_URL, VERSION } from '../version.js';
+
+function configPath(option: string | undefined): string {
+  return option ?? process.env.IMAGE_SERVER_CONFIG ?? fileURLToPath(new URL('config.json', ROOT_URL));
+}
+
+function printConfig(config: Readonly<Config>, key: string | undefined): void {
+  if (key === undefined) {
+    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    return;
+  }
+  if (!Object.hasOwn(config, key)) throw new ConfigError(`no such config key: ${key}`);
+  const value = config[key as keyof Config];
+  process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
+}
+
+const program = new Command('image-server')
+  .description('SmartOS image server (IMGAPI and DSAPI)')
+  .version(VERSION)
+  .option('-c, --config <path>', 'configuration file (default: $IMAGE_SERVER_CONFIG or ./config.json of the install)');
+
+program.command('serve', { isDefault: true })
+  .description('serve serve_dir over HTTP')
+  .action(async () => serve(loadConfig(configPath(program.opts().config))));
+
+program.command('config [key]')
+  .description('print the resolved configuration, or one key of it')
+  .action((key?: string) => printConfig(loadConfig(configPath(program.opts().config)), key));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const message = err instanceof ConfigError ? err.message : (err as Error)?.message ?? String(err);
+  process.stderr.write(`image-server: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,167 @@
+/*
+ * The OpenAPI 3.1 description of every route, served at /openapi.json.
+ * Tests check that the router has no route this document lacks and validate
+ * response bodies against its schemas, so it cannot drift from the code.
+ */
+
+const UUID = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' };
+const DATE = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{3})?Z$' };
+const SHA1 = { type: 'string', pattern: '^[0-9a-f]{40}$' };
+const COMPRESSION = { enum: ['gzip', 'bzip2', 'xz', 'none'] };
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+const schemas = {
+  Error: {
+    type: 'object',
+    required: ['code', 'message'],
+    properties: {
+      code: { type: 'string' },
+      message: { type: 'string' },
+      errors: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['field', 'code'],
+          properties: { field: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } },
+        },
+      },
+    },
+  },
+  Ping: {
+    type: 'object',
+    required: ['ping', 'version', 'imgapi'],
+    properties: { ping: { const: 'pong' }, version: { type: 'string' }, imgapi: { const: true } },
+  },
+  Image: {
+    description: 'An IMGAPI v2 manifest, as sdc-imgapi serialises it.',
+    type: 'object',
+    required: ['v', 'uuid', 'owner', 'name', 'version', 'state', 'disabled', 'public', 'type', 'os', 'files'],
+    properties: {
+      v: { const: 2 },
+      uuid: UUID,
+      owner: UUID,
+      name: { type: 'string', minLength: 1 },
+      version: { type: 'string', minLength: 1 },
+      state: { enum: ['active', 'unactivated', 'disabled', 'creating', 'failed'] },
+      disabled: { type: 'boolean' },
+      public: { type: 'boolean' },
+      published_at: DATE,
+      type: { type: 'string' },
+      os: { type: 'string' },
+      origin: UUID,
+      files: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['sha1', 'size', 'compression'],
+          additionalProperties: false,
+          properties: {
+            sha1: SHA1,
+            size: { type: 'integer', minimum: 0 },
+            compression: COMPRESSION,
+            dataset_guid: { type: 'string' },
+            digest: { type: 'string' },
+            uncompressedDigest: { type: 'string' },
+          },
+        },
+      },
+      image_size: { type: 'integer' },
+      tags: { type: 'object' },
+      requirements: { type: 'object' },
+    },
+    not: { anyOf: [{ required: ['activated'] }, { required: ['creator_uuid'] }] },
+  },
+  Dataset: {
+    description: 'A DSAPI v1 manifest that current imgadm upgrades and imports.',
+    type: 'object',
+    required: ['uuid', 'name', 'version', 'os', 'type', 'creator_uuid', 'files'],
+    properties: {
+      uuid: UUID,
+      name: { type: 'string', minLength: 1 },
+      version: { type: 'string', minLength: 1 },
+      creator_uuid: { type: 'string', minLength: 1 },
+      creator_name: { type: 'string' },
+      published_at: DATE,
+      restricted_to_uuid: UUID,
+      disabled: { const: true },
+      files: {
+        type: 'array',
+        minItems: 1,
+        items: {
+          type: 'object',
+          required: ['path', 'sha1', 'size', 'compression', 'url'],
+          properties: {
+            path: { type: 'string', minLength: 1 },
+            sha1: SHA1,
+            size: { type: 'integer', minimum: 0 },
+            compression: COMPRESSION,
+            url: { type: 'string', pattern: '^https?://[^/]+/datasets/' },
+          },
+        },
+      },
+    },
+    not: { anyOf: [{ required: ['owner'] }, { required: ['v'] }, { required: ['state'] }] },
+  },
+};
+
+const json = (schema: object, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const errorResponse = (description: string) => json(ref('Error'), description);
+const fileResponses = {
+  200: { description: 'The file bytes, exactly files[i].size of them', content: { 'application/octet-stream': {} } },
+  206: { description: 'One byte range of the file' },
+  304: { description: 'Not modified (If-None-Match / If-Modified-Since)' },
+  404: errorResponse('No such image, or it has no such file'),
+  416: errorResponse('The range lies outside the file'),
+};
+const uuidParam = { name: 'uuid', in: 'path', required: true, schema: UUID };
+const query = (name: string, description: string) => ({ name, in: 'query', required: false, schema: { type: 'string' }, description });
+
+/** A GET operation, plus the HEAD every GET route answers. */
+function read(operationId: string, summary: string, responses: object, parameters: object[] = []) {
+  const op = { operationId, summary, parameters, responses };
+  return { get: op, head: { ...op, operationId: `${operationId}Head`, summary: `${summary} (headers only)` } };
+}
+
+export function openApiDocument(version: string) {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'smartos-image-server',
+      version,
+      description: 'IMGAPI (imgadm source type "imgapi") and DSAPI (type "dsapi") image source for SmartOS.',
+    },
+    paths: {
+      '/': read('Root', 'HTML for browsers, a JSON summary otherwise', { 200: json({ type: 'object' }, 'Service summary') }),
+      '/openapi.json': read('GetOpenApi', 'This document', { 200: json({ type: 'object' }, 'OpenAPI 3.1') }),
+      '/ping': read('Ping', 'Liveness; imgadm requires imgapi: true', { 200: json(ref('Ping'), 'pong') }),
+      '/images': read('ListImages', 'Images sorted by (published_at, uuid)', {
+        200: json({ type: 'array', items: ref('Image') }, 'A page of images'),
+        422: errorResponse('A known parameter has a bad value'),
+      }, [
+        query('state', 'active (default), disabled, unactivated, creating, failed or all'),
+        query('name', 'exact, or ~substring'), query('version', 'exact, or ~substring'),
+        query('type', 'exact, or !excluded'), query('os', 'exact'), query('owner', 'UUID'),
+        query('public', 'true or false'), query('tag.KEY', 'tags[KEY] equals the value; repeatable'),
+        query('billing_tag', 'repeatable'), query('limit', '1–1000; without it every match is returned'),
+        query('marker', 'image UUID or date; inclusive'), query('sort', 'published_at[.asc|.desc]'),
+      ]),
+      '/images/{uuid}': read('GetImage', 'One image in any state', {
+        200: json(ref('Image'), 'The image'), 304: { description: 'Not modified' }, 404: errorResponse('No such image'),
+      }, [uuidParam]),
+      '/images/{uuid}/file': read('GetImageFile', 'The image file (any state: origins must stay fetchable)',
+        fileResponses, [uuidParam, query('index', 'which of files[] (default 0)')]),
+      '/datasets': read('ListDatasets', 'Active images as DSAPI v1 manifests, newest first', {
+        200: json({ type: 'array', items: ref('Dataset') }, 'Every active image'),
+      }, [query('name', 'exact'), query('version', 'exact'), query('os', 'exact'), query('type', 'exact')]),
+      '/datasets/{uuid}': read('GetDataset', 'One image as a DSAPI v1 manifest (active or disabled)', {
+        200: json(ref('Dataset'), 'The image'), 304: { description: 'Not modified' }, 404: errorResponse('No such image'),
+      }, [uuidParam]),
+      '/datasets/{uuid}/{path}': read('GetDatasetFile', 'A file named by files[].path; "file" is files[0]',
+        fileResponses, [uuidParam, { name: 'path', in: 'path', required: true, schema: { type: 'string' } }]),
+    },
+    components: { schemas },
+  };
+}

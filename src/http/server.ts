@@ -1,0 +1,81 @@
+/*
+ * Listening and shutting down. TCP or a unix socket (a stale socket file is
+ * replaced, a live one is left alone); no request timeout, because an image
+ * upload or download may take hours; idle keep-alive connections live past
+ * the several seconds imgadm spends between its manifest and file requests.
+ */
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import type Koa from 'koa';
+import type { Config } from '../config.js';
+
+export interface Listening {
+  server: http.Server;
+  /** http://host:port for TCP, or the socket path. */
+  where: string;
+  /** Stops accepting, lets requests in flight finish for up to drainMs, then cuts the rest. */
+  close(drainMs: number): Promise<void>;
+}
+
+export async function listen(app: Koa, config: Readonly<Config>): Promise<Listening> {
+  const server = http.createServer(
+    {
+      requestTimeout: 0,
+      keepAliveTimeout: config.keep_alive_timeout_ms,
+      headersTimeout: config.keep_alive_timeout_ms + 1000,
+    },
+    app.callback(),
+  );
+  let where: string;
+  if (typeof config.listen_port === 'string') {
+    const socketPath = config.listen_port;
+    await removeStaleSocket(socketPath);
+    await bind(server, { path: socketPath });
+    await fs.chmod(socketPath, parseInt(config.socket_mode, 8));
+    where = socketPath;
+  } else {
+    await bind(server, { port: config.listen_port, host: config.listen_address });
+    const addr = server.address() as net.AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    where = `http://${host}:${addr.port}`;
+  }
+  return { server, where, close: (drainMs) => drain(server, drainMs) };
+}
+
+function bind(server: http.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  const st = await fs.lstat(socketPath).catch(() => undefined);
+  if (!st) return;
+  if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another server is listening on ${socketPath}`);
+  await fs.unlink(socketPath);
+}
+
+function drain(server: http.Server, drainMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), drainMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,192 @@
+/*
+ * Reads one image directory into an ImageRecord, or says why it can't be
+ * served. Synchronous on purpose: a directory is a handful of small reads,
+ * the initial load runs before the server listens, and rescans call it in
+ * small batches between which the event loop runs.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { normalizeManifest } from '../manifest/normalize.js';
+import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
+import { isSafeFileName, type Layout } from './layout.js';
+
+export interface StoredFile {
+  name: string;
+  size: number;
+  /** base64 MD5 recorded when this server took the file in, if it did. */
+  md5?: string;
+  mtime: Date;
+  mtimeMs: number;
+  dev: number;
+  ino: number;
+}
+
+export interface ImageRecord {
+  uuid: string;
+  manifest: Manifest;
+  legacy: LegacyFields | null;
+  files: StoredFile[];
+  /** published_at in ms (0 when there is none), the listing order's key. */
+  publishedMs: number;
+  /** Changes whenever anything this record was read from changes. */
+  stamp: string;
+}
+
+export type LoadResult =
+  | { ok: true; record: ImageRecord }
+  | { ok: false; problems: string[]; stamp: string }
+  | { ok: false; gone: true };
+
+interface Sidecar {
+  files?: { name?: unknown; md5?: unknown }[];
+}
+
+function statStamp(st: fs.Stats | undefined): string {
+  return st ? `${st.mtimeMs}:${st.ctimeMs}:${st.size}` : '-';
+}
+
+function tryStat(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function tryLstat(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cheap fingerprint of a directory and its metadata files, for rescans. */
+export function dirStamp(layout: Layout, uuid: string): string | undefined {
+  const dir = tryStat(layout.imageDir(uuid));
+  if (!dir?.isDirectory()) return undefined;
+  return [dir, tryStat(layout.manifestPath(uuid)), tryStat(layout.sidecarPath(uuid))].map(statStamp).join('|');
+}
+
+export function loadImageDir(layout: Layout, realRoot: string, uuid: string): LoadResult {
+  const stamp = dirStamp(layout, uuid);
+  if (stamp === undefined) return { ok: false, gone: true };
+  const problems: string[] = [];
+  const fail = (p: string) => ({ ok: false as const, problems: [p], stamp });
+
+  // A directory that is itself a symlink may point anywhere; check where.
+  if (tryLstat(layout.imageDir(uuid))?.isSymbolicLink() && !isInside(realRoot, layout.imageDir(uuid))) {
+    return fail('directory resolves outside serve_dir');
+  }
+  let raw: unknown;
+  let manifestMtime: Date;
+  try {
+    const fd = fs.openSync(layout.manifestPath(uuid), 'r');
+    try {
+      manifestMtime = fs.fstatSync(fd).mtime;
+      raw = JSON.parse(fs.readFileSync(fd, 'utf8'));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    return fail(`manifest.json: ${(err as Error).message}`);
+  }
+  const normalized = normalizeManifest(raw, manifestMtime.toISOString());
+  if (!normalized.ok) return { ok: false, problems: normalized.problems, stamp };
+  const { manifest, legacy, paths, unknownCompression } = normalized.value;
+  if (manifest.uuid !== uuid) return fail(`manifest uuid ${manifest.uuid} does not match its directory`);
+
+  const sidecar = readSidecar(layout, uuid, problems);
+  const files: StoredFile[] = [];
+  manifest.files.forEach((mf, i) => {
+    const name = sidecar.files?.[i]?.name ?? paths[i] ?? defaultFileName(layout, uuid);
+    const file = typeof name === 'string' ? statFile(layout, realRoot, uuid, name, mf.size, problems) : undefined;
+    if (!file) {
+      if (typeof name !== 'string') problems.push(`files[${i}] names no file on disk`);
+      return;
+    }
+    const md5 = sidecar.files?.[i]?.md5;
+    if (typeof md5 === 'string') file.md5 = md5;
+    if (unknownCompression.includes(i)) mf.compression = sniffCompression(layout.filePath(uuid, file.name));
+    files.push(file);
+  });
+  const activated = manifest.state === 'active' || manifest.state === 'disabled';
+  if (activated && problems.length > 0) return { ok: false, problems, stamp };
+  // An image not yet activated may still be waiting for its file.
+  const publishedMs = manifest.published_at ? Date.parse(manifest.published_at) : 0;
+  return { ok: true, record: { uuid, manifest, legacy, files: problems.length > 0 ? [] : files, publishedMs, stamp } };
+}
+
+function readSidecar(layout: Layout, uuid: string, problems: string[]): Sidecar {
+  let text: string;
+  try {
+    text = fs.readFileSync(layout.sidecarPath(uuid), 'utf8');
+  } catch {
+    return {};
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (isObject(value)) return value as Sidecar;
+  } catch {
+    // fall through to the problem below
+  }
+  problems.push('server.json is not a JSON object');
+  return {};
+}
+
+/**
+ * A v2 manifest written by hand names no file; accept the directory's one
+ * data file so such a directory still serves.
+ */
+function defaultFileName(layout: Layout, uuid: string): string | undefined {
+  let names: string[];
+  try {
+    names = fs.readdirSync(layout.imageDir(uuid)).filter((n) => isSafeFileName(n) && !n.startsWith('.'));
+  } catch {
+    return undefined;
+  }
+  return names.length === 1 ? names[0] : undefined;
+}
+
+function statFile(layout: Layout, realRoot: string, uuid: string, name: string, size: number,
+  problems: string[]): StoredFile | undefined {
+  if (!isSafeFileName(name)) {
+    problems.push(`file name ${JSON.stringify(name)} is not a plain file name`);
+    return undefined;
+  }
+  const p = layout.filePath(uuid, name);
+  const link = tryLstat(p);
+  const st = link?.isSymbolicLink() ? tryStat(p) : link;
+  if (!st) {
+    problems.push(`file ${name} is missing`);
+    return undefined;
+  }
+  if (!st.isFile()) problems.push(`${name} is not a regular file`);
+  else if (link?.isSymbolicLink() && !isInside(realRoot, p)) problems.push(`${name} resolves outside serve_dir`);
+  else if (st.size !== size) problems.push(`${name} is ${st.size} bytes on disk, the manifest says ${size}`);
+  else return { name, size: st.size, mtime: st.mtime, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino };
+  return undefined;
+}
+
+function isInside(realRoot: string, p: string): boolean {
+  try {
+    const real = fs.realpathSync.native(p);
+    return real.startsWith(realRoot + path.sep);
+  } catch {
+    return false;
+  }
+}
+
+function sniffCompression(p: string): Compression {
+  const head = Buffer.alloc(6);
+  const fd = fs.openSync(p, 'r');
+  try {
+    fs.readSync(fd, head, 0, 6, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  return 'none';
+}

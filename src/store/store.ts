@@ -1,0 +1,210 @@
+/*
+ * The image store: an in-memory index of serve_dir, kept in step with the
+ * disk without a restart, and the only way to open an image file.
+ *
+ * Requests never read manifests from disk. The index notices images that
+ * other processes add or remove (import-image, rsync, rm) by polling the
+ * serve_dir's own mtime every scanIntervalMs, which moves whenever an entry
+ * is created, renamed or removed; directories that were incomplete or broken
+ * at the last look are retried on every poll; and a full sweep every
+ * fullScanIntervalMs catches edits made inside a directory in place.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../log.js';
+import { ResourceNotFound } from '../errors.js';
+import { Layout, isImageDirName } from './layout.js';
+import { dirStamp, loadImageDir, type ImageRecord, type StoredFile } from './loader.js';
+
+export type { ImageRecord, StoredFile };
+
+export interface StoreOptions {
+  serveDir: string;
+  log: Logger;
+  scanIntervalMs?: number;
+  fullScanIntervalMs?: number;
+}
+
+/** How many directories a rescan loads before letting requests run. */
+const BATCH = 200;
+
+export class ImageStore extends EventEmitter {
+  readonly layout: Layout;
+  private readonly log: Logger;
+  private readonly realRoot: string;
+  private readonly images = new Map<string, ImageRecord>();
+  /** uuid → problems last reported, so a broken directory warns once per change. */
+  private readonly broken = new Map<string, string>();
+  private sorted: ImageRecord[] | null = null;
+  private rootStamp = '';
+  private timers: NodeJS.Timeout[] = [];
+  private scanning: Promise<void> | null = null;
+  private pendingFull = false;
+  /** Bumped on every change, so callers can cache what they derive from the index. */
+  generation = 0;
+
+  private constructor(opts: StoreOptions, realRoot: string) {
+    super();
+    this.layout = new Layout(opts.serveDir);
+    this.log = opts.log.child({ component: 'store' });
+    this.realRoot = realRoot;
+  }
+
+  static async open(opts: StoreOptions): Promise<ImageStore> {
+    const realRoot = await fsp.realpath(opts.serveDir).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`serve_dir ${opts.serveDir}: ${err.code === 'ENOENT' ? 'does not exist' : err.message}`);
+    });
+    const store = new ImageStore(opts, realRoot);
+    await store.rescan(true);
+    store.log.info({ images: store.images.size, broken: store.broken.size }, 'index loaded');
+    store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
+    return store;
+  }
+
+  get(uuid: string): ImageRecord | undefined {
+    return this.images.get(uuid);
+  }
+
+  /** Every image, ordered by (published_at, uuid) as ListImages pages them. */
+  list(): readonly ImageRecord[] {
+    this.sorted ??= [...this.images.values()].sort(compareRecords);
+    return this.sorted;
+  }
+
+  /** The images that name `uuid` as their origin. */
+  dependents(uuid: string): ImageRecord[] {
+    return this.list().filter((r) => r.manifest.origin === uuid);
+  }
+
+  /**
+   * Opens files[index] of an image for reading, from `start` to `end`
+   * inclusive. The open file is checked to be the very inode the index
+   * vetted, so a file swapped or truncated behind our back is never served.
+   */
+  async openFile(record: ImageRecord, index: number, range?: { start: number; end: number }): Promise<Readable> {
+    const file = record.files[index];
+    if (!file) throw ResourceNotFound(`image "${record.uuid}" has no file`);
+    const handle = await fsp.open(this.layout.filePath(record.uuid, file.name), 'r').catch(() => undefined);
+    const st = await handle?.stat();
+    if (!handle || !st || st.ino !== file.ino || st.dev !== file.dev || st.size !== file.size) {
+      await handle?.close();
+      this.log.warn({ uuid: record.uuid, file: file.name }, 'image file changed on disk; rescanning');
+      void this.rescan(true);
+      throw ResourceNotFound(`image "${record.uuid}" has no file`);
+    }
+    return handle.createReadStream({ ...range, highWaterMark: 256 * 1024 });
+  }
+
+  /** Brings the index in line with the disk; `full` also re-checks known images. */
+  rescan(full = false): Promise<void> {
+    if (full) this.pendingFull = true;
+    this.scanning ??= this.drainScans().finally(() => {
+      this.scanning = null;
+    });
+    return this.scanning;
+  }
+
+  close(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  private startPolling(intervalMs: number, fullIntervalMs: number): void {
+    this.timers.push(setInterval(() => void this.rescan(false), intervalMs).unref());
+    this.timers.push(setInterval(() => void this.rescan(true), fullIntervalMs).unref());
+  }
+
+  private async drainScans(): Promise<void> {
+    let first = true;
+    while (first || this.pendingFull) {
+      const full = this.pendingFull;
+      this.pendingFull = false;
+      first = false;
+      try {
+        await this.scan(full);
+      } catch (err) {
+        this.log.error({ err }, 'rescan failed');
+      }
+    }
+  }
+
+  private async scan(full: boolean): Promise<void> {
+    const started = process.hrtime.bigint();
+    const root = await fsp.stat(this.layout.root);
+    const rootStamp = `${root.mtimeMs}:${root.ctimeMs}`;
+    const rootChanged = rootStamp !== this.rootStamp;
+    let names: string[];
+    if (rootChanged || full) {
+      names = (await fsp.readdir(this.layout.root)).filter(isImageDirName);
+      this.rootStamp = rootStamp;
+    } else {
+      names = [...this.broken.keys()];
+    }
+    let changed = rootChanged || full ? this.dropMissing(new Set(names)) : false;
+    for (let i = 0; i < names.length; i += BATCH) {
+      for (const uuid of names.slice(i, i + BATCH)) changed = this.refresh(uuid, full) || changed;
+      if (i + BATCH < names.length) await yieldToLoop();
+    }
+    if (changed) {
+      this.sorted = null;
+      this.generation++;
+      this.emit('change');
+    }
+    this.emit('scanned', { full, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+  }
+
+  private dropMissing(present: Set<string>): boolean {
+    let changed = false;
+    for (const uuid of [...this.images.keys(), ...this.broken.keys()]) {
+      if (present.has(uuid)) continue;
+      changed = this.images.delete(uuid) || changed;
+      this.broken.delete(uuid);
+      this.log.info({ uuid }, 'image removed from disk');
+    }
+    return changed;
+  }
+
+  /** Re-reads one directory when it may have changed; true if the index changed. */
+  private refresh(uuid: string, full: boolean): boolean {
+    const known = this.images.get(uuid);
+    if (known && !full && !this.broken.has(uuid)) return false;
+    if (known && known.stamp === dirStamp(this.layout, uuid) && filesUnchanged(this.layout, known)) return false;
+    const result = loadImageDir(this.layout, this.realRoot, uuid);
+    if (result.ok) {
+      this.broken.delete(uuid);
+      this.images.set(uuid, result.record);
+      if (!known) this.log.debug({ uuid }, 'image loaded');
+      return true;
+    }
+    const hadImage = this.images.delete(uuid);
+    if ('gone' in result) {
+      this.broken.delete(uuid);
+      return hadImage;
+    }
+    const summary = result.problems.join('; ');
+    if (this.broken.get(uuid) !== summary) {
+      this.log.warn({ uuid, problems: result.problems }, 'skipping image directory that cannot be served');
+    }
+    this.broken.set(uuid, summary);
+    return hadImage;
+  }
+}
+
+function filesUnchanged(layout: Layout, record: ImageRecord): boolean {
+  return record.files.every((f) => {
+    try {
+      const st = fs.statSync(layout.filePath(record.uuid, f.name));
+      return st.ino === f.ino && st.size === f.size && st.mtimeMs === f.mtimeMs;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function compareRecords(a: ImageRecord, b: ImageRecord): number {
+  if (a.publishedMs !== b.publishedMs) return a.publishedMs - b.publishedMs;
+  return a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0;
+}
