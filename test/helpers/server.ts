@@ -1,0 +1,65 @@
+/*
+ * A real server for one test: its own serve_dir, port 0 (or a unix socket),
+ * log records captured in memory, everything closed in teardown.
+ */
+import { Writable } from 'node:stream';
+import path from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { buildConfig, type Config } from '../../src/config.js';
+import { createApp } from '../../src/http/app.js';
+import { listen, type Listening } from '../../src/http/server.js';
+import { createLogger } from '../../src/log.js';
+import { ImageStore } from '../../src/store/store.js';
+import { VERSION } from '../../src/version.js';
+import { tmpDir } from './images.js';
+
+export interface TestServer {
+  url: string;
+  config: Readonly<Config>;
+  store: ImageStore;
+  listening: Listening;
+  logs: Record<string, unknown>[];
+  serveDir: string;
+}
+
+export async function startServer(
+  t: ExecutionContext,
+  opts: { serveDir?: string; config?: Record<string, unknown> } = {},
+): Promise<TestServer> {
+  const serveDir = opts.serveDir ?? tmpDir(t);
+  const configDir = tmpDir(t, 'imgsrv-conf-');
+  const config = buildConfig(
+    { listen_port: 0, listen_address: '127.0.0.1', serve_dir: serveDir, loglevel: 'debug', scan_interval_ms: 200, ...opts.config },
+    path.join(configDir, 'config.json'),
+  );
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const log = createLogger(config.loglevel, sink);
+  const store = await ImageStore.open({
+    serveDir: config.serve_dir,
+    log,
+    scanIntervalMs: config.scan_interval_ms,
+    fullScanIntervalMs: config.full_scan_interval_ms,
+  });
+  const listening = await listen(createApp({ config, store, log, version: VERSION }), config);
+  t.teardown(async () => {
+    store.close();
+    await listening.close(0);
+  });
+  return { url: listening.where, config, store, listening, logs, serveDir };
+}
+
+/** Polls `check` until it returns true or `ms` pass; returns the time taken. */
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return Date.now() - started;
+}
