@@ -12,6 +12,7 @@ import {
   COMPRESSIONS,
   STATES,
   UUID_RE,
+  ZERO_UUID,
   isObject,
   type Compression,
   type ImageState,
@@ -68,6 +69,8 @@ export function normalizeManifest(raw: unknown, fallbackDate: string): Normalize
 
   const m: JsonObject = { ...raw };
   const legacy = isV1 ? upgradeV1(m) : null;
+  // A hand-written v2 manifest often has no owner; IMGAPI's "unset" owner fits.
+  if (!isV1 && m.owner === undefined) m.owner = ZERO_UUID;
   const files = normalizeFiles(m.files, problems);
   const state = stateOf(m, isV1, problems);
   const disabled = m.disabled === true || m.disabled === 'true';

@@ -61,10 +61,14 @@ function tryLstat(p: string): fs.Stats | undefined {
   }
 }
 
-/** Cheap fingerprint of a directory and its metadata files, for rescans. */
-export function dirStamp(layout: Layout, uuid: string): string | undefined {
+/**
+ * Fingerprint of a directory and its metadata files, for rescans; with
+ * `dirOnly`, just the directory's own part (the prefix of the full stamp).
+ */
+export function dirStamp(layout: Layout, uuid: string, dirOnly = false): string | undefined {
   const dir = tryStat(layout.imageDir(uuid));
   if (!dir?.isDirectory()) return undefined;
+  if (dirOnly) return statStamp(dir);
   return [dir, tryStat(layout.manifestPath(uuid)), tryStat(layout.sidecarPath(uuid))].map(statStamp).join('|');
 }
 

@@ -5,9 +5,11 @@
  * Requests never read manifests from disk. The index notices images that
  * other processes add or remove (import-image, rsync, rm) by polling the
  * serve_dir's own mtime every scanIntervalMs, which moves whenever an entry
- * is created, renamed or removed; directories that were incomplete or broken
- * at the last look are retried on every poll; and a full sweep every
- * fullScanIntervalMs catches edits made inside a directory in place.
+ * is created, renamed or removed, and each image directory's, which moves
+ * when a file in it is replaced by rename (rsync, an atomic rewrite).
+ * Directories that were incomplete or broken at the last look are retried on
+ * every poll, and a full sweep every fullScanIntervalMs catches files edited
+ * in place.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -16,6 +18,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import { ResourceNotFound } from '../errors.js';
+import { DigestWorker } from './digests.js';
 import { Layout, isImageDirName } from './layout.js';
 import { dirStamp, loadImageDir, type ImageRecord, type StoredFile } from './loader.js';
 
@@ -43,6 +46,7 @@ export class ImageStore extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private scanning: Promise<void> | null = null;
   private pendingFull = false;
+  private readonly digests: DigestWorker;
   /** Bumped on every change, so callers can cache what they derive from the index. */
   generation = 0;
 
@@ -51,6 +55,7 @@ export class ImageStore extends EventEmitter {
     this.layout = new Layout(opts.serveDir);
     this.log = opts.log.child({ component: 'store' });
     this.realRoot = realRoot;
+    this.digests = new DigestWorker(this.layout, this.log, () => this.list());
   }
 
   static async open(opts: StoreOptions): Promise<ImageStore> {
@@ -110,6 +115,12 @@ export class ImageStore extends EventEmitter {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.digests.stop();
+  }
+
+  /** Resolves once every file the index serves has a known MD5 (or can't have one). */
+  digestsIdle(): Promise<void> {
+    return this.digests.idle();
   }
 
   private startPolling(intervalMs: number, fullIntervalMs: number): void {
@@ -141,7 +152,7 @@ export class ImageStore extends EventEmitter {
       names = (await fsp.readdir(this.layout.root)).filter(isImageDirName);
       this.rootStamp = rootStamp;
     } else {
-      names = [...this.broken.keys()];
+      names = [...this.images.keys(), ...this.broken.keys()];
     }
     let changed = rootChanged || full ? this.dropMissing(new Set(names)) : false;
     for (let i = 0; i < names.length; i += BATCH) {
@@ -152,6 +163,7 @@ export class ImageStore extends EventEmitter {
       this.sorted = null;
       this.generation++;
       this.emit('change');
+      this.digests.kick();
     }
     this.emit('scanned', { full, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
   }
@@ -170,10 +182,10 @@ export class ImageStore extends EventEmitter {
   /** Re-reads one directory when it may have changed; true if the index changed. */
   private refresh(uuid: string, full: boolean): boolean {
     const known = this.images.get(uuid);
-    if (known && !full && !this.broken.has(uuid)) return false;
-    if (known && known.stamp === dirStamp(this.layout, uuid) && filesUnchanged(this.layout, known)) return false;
+    if (known && !this.broken.has(uuid) && this.unchanged(known, full)) return false;
     const result = loadImageDir(this.layout, this.realRoot, uuid);
     if (result.ok) {
+      this.digests.apply(result.record);
       this.broken.delete(uuid);
       this.images.set(uuid, result.record);
       if (!known) this.log.debug({ uuid }, 'image loaded');
@@ -190,6 +202,17 @@ export class ImageStore extends EventEmitter {
     }
     this.broken.set(uuid, summary);
     return hadImage;
+  }
+
+  /**
+   * A quick look compares the directory's own stamp, which moves when an
+   * entry in it is created, renamed or removed (rsync, an atomic rewrite);
+   * a full look also compares the manifest, sidecar and files themselves.
+   */
+  private unchanged(record: ImageRecord, full: boolean): boolean {
+    const stamp = dirStamp(this.layout, record.uuid, !full);
+    if (!full) return stamp !== undefined && record.stamp.startsWith(`${stamp}|`);
+    return stamp === record.stamp && filesUnchanged(this.layout, record);
   }
 }
 
