@@ -26,7 +26,13 @@ function get(opts: http.RequestOptions): Promise<{ status: number; headers: http
 
 /** A socket file left behind by a process that died: bound, nobody listening. */
 function staleSocket(p: string): void {
-  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', p]);
+  const script = "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))";
+  try {
+    execFileSync(process.execPath, ['-e', script, p], { stdio: 'ignore' });
+  } catch {
+    // killed on purpose, leaving the socket file behind
+  }
+  if (!fs.statSync(p).isSocket()) throw new Error('no stale socket was made');
 }
 
 test('serves over a unix socket with the configured mode, replacing a stale socket file', async (t) => {
