@@ -60,6 +60,9 @@ export const InvalidHeader = (message: string) => new ApiError('InvalidHeader', 
 
 export const BadRequest = (message: string) => new ApiError('BadRequestError', 400, message);
 
+export const ImageUuidAlreadyExists = (uuid: string, why = 'already exists') =>
+  new ApiError('ImageUuidAlreadyExists', 409, `image uuid "${uuid}" ${why}`);
+
 export const InternalError = (cause?: unknown) =>
   new ApiError('InternalError', 500, 'internal error', { cause });
 

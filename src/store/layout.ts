@@ -9,7 +9,11 @@
  *   │   ├── server.json       sidecar: facts that belong to this server (file names,
  *   │   │                     md5, upload time, origin of the copy); optional
  *   │   └── <file name>       files[i].path of a v1 manifest, or the name in server.json
- *   ├── .staging/             imports in progress; never read by the index
+ *   ├── .staging/<pid>-<id>/  imports in progress, one folder per transaction;
+ *   │                         published by renaming the folder to <uuid>/
+ *   ├── .locks/<uuid>         held while a process changes that image
+ *   ├── .deleted/<uuid>       tombstone of an activated image that was deleted
+ *   ├── .trash/               deleted image folders on their way out
  *   └── anything else         ignored (README, index.html, dot-files)
  *
  * Callers hand in a UUID that matched UUID_RE and a file name that passed
@@ -21,8 +25,19 @@ import { UUID_RE } from '../manifest/types.js';
 export const MANIFEST_FILE = 'manifest.json';
 export const SIDECAR_FILE = 'server.json';
 export const STAGING_DIR = '.staging';
+const LOCK_DIR = '.locks';
+const TOMBSTONE_DIR = '.deleted';
+const TRASH_DIR = '.trash';
 
 const RESERVED_NAMES = new Set([MANIFEST_FILE, SIDECAR_FILE, '.', '..']);
+
+const EXTENSIONS = { gzip: '.gz', bzip2: '.bz2', xz: '.xz', none: '' } as const;
+
+/** The name a newly published file gets: readable, and safe whatever the manifest says. */
+export function fileNameFor(name: string, version: string, compression: keyof typeof EXTENSIONS): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9._+-]+/g, '_').replace(/^[._]+/, '').slice(0, 100) || 'image';
+  return `${safe(name)}-${safe(version)}.zfs${EXTENSIONS[compression]}`;
+}
 
 /** A plain file name inside an image directory: no separators, not reserved. */
 export function isSafeFileName(name: string): boolean {
@@ -37,8 +52,7 @@ export class Layout {
   constructor(readonly root: string) {}
 
   imageDir(uuid: string): string {
-    if (!isImageDirName(uuid)) throw new Error(`not an image uuid: ${uuid}`);
-    return path.join(this.root, uuid);
+    return path.join(this.root, this.checked(uuid));
   }
 
   manifestPath(uuid: string): string {
@@ -56,5 +70,31 @@ export class Layout {
 
   stagingRoot(): string {
     return path.join(this.root, STAGING_DIR);
+  }
+
+  /** A transaction's folder; `id` is made by the store, never by a client. */
+  stagingDir(id: string): string {
+    return path.join(this.root, STAGING_DIR, id);
+  }
+
+  lockPath(uuid: string): string {
+    return path.join(this.root, LOCK_DIR, this.checked(uuid));
+  }
+
+  tombstonePath(uuid: string): string {
+    return path.join(this.root, TOMBSTONE_DIR, this.checked(uuid));
+  }
+
+  trashDir(id: string): string {
+    return path.join(this.root, TRASH_DIR, id);
+  }
+
+  trashRoot(): string {
+    return path.join(this.root, TRASH_DIR);
+  }
+
+  private checked(uuid: string): string {
+    if (!isImageDirName(uuid)) throw new Error(`not an image uuid: ${uuid}`);
+    return uuid;
   }
 }

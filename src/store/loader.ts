@@ -7,8 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { normalizeManifest } from '../manifest/normalize.js';
-import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
+import type { Compression, LegacyFields, Manifest } from '../manifest/types.js';
 import { isSafeFileName, type Layout } from './layout.js';
+import { readSidecarSync, type Sidecar } from './sidecar.js';
 
 export interface StoredFile {
   name: string;
@@ -36,10 +37,6 @@ export type LoadResult =
   | { ok: true; record: ImageRecord }
   | { ok: false; problems: string[]; stamp: string }
   | { ok: false; gone: true };
-
-interface Sidecar {
-  files?: { name?: unknown; md5?: unknown }[];
-}
 
 function statStamp(st: fs.Stats | undefined): string {
   return st ? `${st.mtimeMs}:${st.ctimeMs}:${st.size}` : '-';
@@ -122,20 +119,12 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
 }
 
 function readSidecar(layout: Layout, uuid: string, problems: string[]): Sidecar {
-  let text: string;
   try {
-    text = fs.readFileSync(layout.sidecarPath(uuid), 'utf8');
-  } catch {
+    return readSidecarSync(layout.sidecarPath(uuid));
+  } catch (err) {
+    problems.push(`server.json: ${(err as Error).message}`);
     return {};
   }
-  try {
-    const value: unknown = JSON.parse(text);
-    if (isObject(value)) return value as Sidecar;
-  } catch {
-    // fall through to the problem below
-  }
-  problems.push('server.json is not a JSON object');
-  return {};
 }
 
 /**

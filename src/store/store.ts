@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import { ResourceNotFound } from '../errors.js';
 import { DigestWorker } from './digests.js';
+import { removeLeftovers } from './import.js';
 import { Layout, isImageDirName } from './layout.js';
 import { dirStamp, loadImageDir, type ImageRecord, type StoredFile } from './loader.js';
 
@@ -63,6 +64,8 @@ export class ImageStore extends EventEmitter {
       throw new Error(`serve_dir ${opts.serveDir}: ${err.code === 'ENOENT' ? 'does not exist' : err.message}`);
     });
     const store = new ImageStore(opts, realRoot);
+    const leftovers = await removeLeftovers(store.layout);
+    if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
     await store.rescan(true);
     store.log.info({ images: store.images.size, broken: store.broken.size }, 'index loaded');
     store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
@@ -159,13 +162,21 @@ export class ImageStore extends EventEmitter {
       for (const uuid of names.slice(i, i + BATCH)) changed = this.refresh(uuid, full) || changed;
       if (i + BATCH < names.length) await yieldToLoop();
     }
-    if (changed) {
-      this.sorted = null;
-      this.generation++;
-      this.emit('change');
-      this.digests.kick();
-    }
+    if (changed) this.indexChanged();
     this.emit('scanned', { full, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+  }
+
+  /** Re-reads one image folder now, after this process changed it. */
+  refreshNow(uuid: string): ImageRecord | undefined {
+    if (this.refresh(uuid, true)) this.indexChanged();
+    return this.images.get(uuid);
+  }
+
+  private indexChanged(): void {
+    this.sorted = null;
+    this.generation++;
+    this.emit('change');
+    this.digests.kick();
   }
 
   private dropMissing(present: Set<string>): boolean {

@@ -1,0 +1,119 @@
+/*
+ * The import transaction every way in shares (HTTP, import-image, mirrors).
+ * Bytes stream into a private folder under serve_dir/.staging, hashed and
+ * counted on the way; everything is fsynced; then one rename publishes the
+ * folder as serve_dir/<uuid>, or moves one verified file into an existing
+ * image folder. Until that rename nothing is visible, and a crash leaves
+ * only a staging folder that the next start removes.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApiError, ImageUuidAlreadyExists } from '../errors.js';
+import { fsyncDir } from './atomic.js';
+import { Digester, type FileDigest } from './hashing.js';
+import { MANIFEST_FILE, SIDECAR_FILE, isSafeFileName, type Layout } from './layout.js';
+import { pidAlive } from './pid.js';
+import type { Sidecar } from './sidecar.js';
+
+export interface FileExpectations {
+  sha1?: string;
+  size?: number;
+  maxBytes: number;
+}
+
+const download = (message: string) => new ApiError('Download', 400, message);
+
+export class ImportTxn {
+  private constructor(
+    private readonly layout: Layout,
+    readonly dir: string,
+  ) {}
+
+  static async begin(layout: Layout): Promise<ImportTxn> {
+    const dir = layout.stagingDir(`${process.pid}-${randomUUID()}`);
+    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    return new ImportTxn(layout, dir);
+  }
+
+  /** Streams `source` into the staging folder as `name`, verified against `expect`. */
+  async receiveFile(source: Readable, name: string, expect: FileExpectations): Promise<FileDigest> {
+    if (!isSafeFileName(name)) throw new Error(`not a safe file name: ${name}`);
+    const digester = new Digester(expect.maxBytes);
+    const fh = await fs.open(path.join(this.dir, name), 'wx', 0o644);
+    try {
+      await pipeline(source, digester, fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 }));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const digest = digester.digest();
+    if (digest.size === 0) throw download('the uploaded file is empty');
+    if (expect.size !== undefined && digest.size !== expect.size) {
+      throw download(`"size" ${expect.size} does not match the uploaded file size, ${digest.size}`);
+    }
+    if (expect.sha1 !== undefined && digest.sha1 !== expect.sha1.toLowerCase()) {
+      throw download(`"sha1" hash, ${expect.sha1}, does not match the uploaded file sha1 hash, ${digest.sha1}`);
+    }
+    return digest;
+  }
+
+  /**
+   * Writes the manifest and sidecar and renames the whole folder into place
+   * as serve_dir/<uuid>. rename(2) refuses to replace a non-empty folder, so
+   * of two transactions racing for one uuid exactly one wins.
+   */
+  async publish(uuid: string, manifest: object, sidecar: Sidecar): Promise<void> {
+    await writeSynced(path.join(this.dir, MANIFEST_FILE), manifest);
+    await writeSynced(path.join(this.dir, SIDECAR_FILE), sidecar);
+    await fsyncDir(this.dir);
+    try {
+      await fs.rename(this.dir, this.layout.imageDir(uuid));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTEMPTY') throw ImageUuidAlreadyExists(uuid);
+      throw err;
+    }
+    await fsyncDir(this.layout.root);
+  }
+
+  /** Moves a received file into an existing image folder (the caller holds its lock). */
+  async adoptFile(name: string, uuid: string, as: string): Promise<void> {
+    await fs.rename(path.join(this.dir, name), this.layout.filePath(uuid, as));
+    await fsyncDir(this.layout.imageDir(uuid));
+  }
+
+  /** Removes whatever the transaction staged; safe to call after publish. */
+  async abort(): Promise<void> {
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function writeSynced(file: string, value: object): Promise<void> {
+  const fh = await fs.open(file, 'wx', 0o644);
+  try {
+    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Removes staging folders and trash left by processes that died mid-way.
+ * Folders of live processes (an import-image still running) are left alone.
+ */
+export async function removeLeftovers(layout: Layout): Promise<string[]> {
+  const removed: string[] = [];
+  for (const root of [layout.stagingRoot(), layout.trashRoot()]) {
+    const names = await fs.readdir(root).catch(() => [] as string[]);
+    for (const name of names) {
+      if (pidAlive(Number(name.split('-')[0]))) continue;
+      await fs.rm(path.join(root, name), { recursive: true, force: true });
+      removed.push(path.join(path.basename(root), name));
+    }
+  }
+  return removed;
+}
