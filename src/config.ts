@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import { PASSWORD_HASH_PATTERN, TOKEN_HASH_PATTERN } from './credentials.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 
 export interface Config {
@@ -33,6 +34,17 @@ export interface Config {
   keep_alive_timeout_ms: number;
   scan_interval_ms: number;
   full_scan_interval_ms: number;
+  /** Users who may write, with scrypt password hashes (`image-server passwd`). */
+  users: Record<string, { password: string }>;
+  /** Bearer tokens by name, stored as hashes (`image-server token`). */
+  tokens: Record<string, string>;
+  /** Require credentials for reads too. */
+  read_auth: boolean;
+  /** Whether images published without a `public` field are visible to anonymous users. */
+  default_public: boolean;
+  max_upload_bytes: number;
+  /** Unactivated images untouched for this long are removed. */
+  unactivated_ttl_hours: number;
   /** The file this was read from (absolute), for messages and `config`. */
   config_path: string;
 }
@@ -69,6 +81,26 @@ const schema = {
     keep_alive_timeout_ms: { type: 'integer', minimum: 1000, default: 65_000 },
     scan_interval_ms: { type: 'integer', minimum: 100, default: 1000 },
     full_scan_interval_ms: { type: 'integer', minimum: 1000, default: 30_000 },
+    users: {
+      type: 'object',
+      default: {},
+      additionalProperties: {
+        type: 'object',
+        required: ['password'],
+        additionalProperties: false,
+        properties: { password: { type: 'string', pattern: PASSWORD_HASH_PATTERN } },
+      },
+      propertyNames: { pattern: '^[^:\\s]+$' },
+    },
+    tokens: {
+      type: 'object',
+      default: {},
+      additionalProperties: { type: 'string', pattern: TOKEN_HASH_PATTERN },
+    },
+    read_auth: { type: 'boolean', default: false },
+    default_public: { type: 'boolean', default: true },
+    max_upload_bytes: { type: 'integer', minimum: 1, default: 20 * 1024 ** 3 },
+    unactivated_ttl_hours: { type: 'number', exclusiveMinimum: 0, default: 24 },
   },
 } as const;
 
@@ -77,12 +109,22 @@ const validate = ajv.compile(schema);
 
 export class ConfigError extends Error {}
 
+/** Plain words for the rules whose ajv message would quote a regular expression. */
+function hint(err: ErrorObject): string | undefined {
+  if (err.propertyName !== undefined) return `has a name, "${err.propertyName}", with ":" or spaces in it`;
+  if (err.keyword !== 'pattern') return undefined;
+  if (err.instancePath.startsWith('/users/')) return 'must be a hash printed by `image-server passwd NAME`';
+  if (err.instancePath.startsWith('/tokens/')) return 'must be a hash printed by `image-server token NAME`';
+  return undefined;
+}
+
 function describe(err: ErrorObject): string {
   if (err.keyword === 'additionalProperties') {
-    return `unknown key "${String(err.params.additionalProperty)}"`;
+    const parent = err.instancePath ? ` in "${err.instancePath.slice(1).replaceAll('/', '.')}"` : '';
+    return `unknown key "${String(err.params.additionalProperty)}"${parent}`;
   }
   const key = err.instancePath.replace(/^\//, '').replaceAll('/', '.');
-  return `"${key}" ${err.message ?? 'is invalid'}`;
+  return `"${key}" ${hint(err) ?? err.message ?? 'is invalid'}`;
 }
 
 /** Validates and completes a parsed config object; relative paths resolve against baseDir. */

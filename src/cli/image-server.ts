@@ -8,6 +8,8 @@
 import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { CliError } from '../errors.js';
+import { passwdCommand, tokenCommand } from './credentials.js';
 import { serve } from '../main.js';
 import { ROOT_URL, VERSION } from '../version.js';
 
@@ -38,8 +40,16 @@ program.command('config [key]')
   .description('print the resolved configuration, or one key of it')
   .action((key?: string) => printConfig(loadConfig(configPath(program.opts().config)), key));
 
+program.command('passwd <name>')
+  .description('hash a password (stdin, or asked on a terminal) into an entry for "users"')
+  .action(passwdCommand);
+
+program.command('token <name>')
+  .description('issue a bearer token: printed once on stdout, its "tokens" entry on stderr')
+  .action(tokenCommand);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof ConfigError ? err.message : (err as Error)?.message ?? String(err);
   process.stderr.write(`image-server: ${message}\n`);
-  process.exit(1);
+  process.exit(err instanceof CliError ? err.exitCode : 1);
 });
