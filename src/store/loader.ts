@@ -7,9 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { normalizeManifest } from '../manifest/normalize.js';
-import type { Compression, LegacyFields, Manifest } from '../manifest/types.js';
+import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
 import { isSafeFileName, type Layout } from './layout.js';
 import { readSidecarSync, type Sidecar } from './sidecar.js';
+import { SNIFF_BYTES, compressionOf } from './sniff.js';
 
 export interface StoredFile {
   name: string;
@@ -98,6 +99,7 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
   if (manifest.uuid !== uuid) return fail(`manifest uuid ${manifest.uuid} does not match its directory`);
 
   const sidecar = readSidecar(layout, uuid, problems);
+  const legacyFacts = legacy ?? legacyFrom(sidecar);
   const files: StoredFile[] = [];
   manifest.files.forEach((mf, i) => {
     const name = sidecar.files?.[i]?.name ?? paths[i] ?? defaultFileName(layout, uuid);
@@ -115,7 +117,10 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
   if (activated && problems.length > 0) return { ok: false, problems, stamp };
   // An image not yet activated may still be waiting for its file.
   const publishedMs = manifest.published_at ? Date.parse(manifest.published_at) : 0;
-  return { ok: true, record: { uuid, manifest, legacy, files: problems.length > 0 ? [] : files, publishedMs, stamp } };
+  return {
+    ok: true,
+    record: { uuid, manifest, legacy: legacyFacts, files: problems.length > 0 ? [] : files, publishedMs, stamp },
+  };
 }
 
 function readSidecar(layout: Layout, uuid: string, problems: string[]): Sidecar {
@@ -125,6 +130,16 @@ function readSidecar(layout: Layout, uuid: string, problems: string[]): Sidecar 
     problems.push(`server.json: ${(err as Error).message}`);
     return {};
   }
+}
+
+function legacyFrom(sidecar: Sidecar): LegacyFields | null {
+  const value: unknown = sidecar.legacy;
+  if (!isObject(value)) return null;
+  const legacy: LegacyFields = {};
+  for (const key of ['creator_uuid', 'creator_name', 'vendor_uuid', 'cloud_name'] as const) {
+    if (typeof value[key] === 'string') legacy[key] = value[key];
+  }
+  return legacy;
 }
 
 /**
@@ -171,15 +186,12 @@ function isInside(realRoot: string, p: string): boolean {
 }
 
 function sniffCompression(p: string): Compression {
-  const head = Buffer.alloc(6);
+  const head = Buffer.alloc(SNIFF_BYTES);
   const fd = fs.openSync(p, 'r');
   try {
-    fs.readSync(fd, head, 0, 6, 0);
+    fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
   } finally {
     fs.closeSync(fd);
   }
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
-  if (head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  return 'none';
+  return compressionOf(head);
 }

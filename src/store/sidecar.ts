@@ -4,7 +4,7 @@
  * pure manifest any other tool can read.
  */
 import fs from 'node:fs';
-import { isObject } from '../manifest/types.js';
+import { isObject, type LegacyFields } from '../manifest/types.js';
 
 export interface SidecarFile {
   /** The file's name in the image folder. */
@@ -27,6 +27,8 @@ export interface Sidecar {
   source?: Record<string, unknown>;
   /** State changes, oldest first. */
   history?: HistoryEntry[];
+  /** v1-only facts of a legacy manifest rewritten as v2, for the DSAPI view. */
+  legacy?: LegacyFields;
   [key: string]: unknown;
 }
 

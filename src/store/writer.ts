@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ImageUuidAlreadyExists, ResourceNotFound } from '../errors.js';
+import { normalizeManifest } from '../manifest/normalize.js';
 import { isObject, type Compression, type JsonObject } from '../manifest/types.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
 import { ImportTxn, type FileExpectations } from './import.js';
@@ -115,16 +116,25 @@ export class ImageWriter {
     this.store.refreshNow(uuid);
   }
 
-  /** The on-disk manifest and sidecar, read fresh (the index may lag another process). */
+  /**
+   * The on-disk manifest and sidecar, read fresh (the index may lag another
+   * process). A legacy v1 manifest comes back in its v2 form, its file names
+   * and v1-only facts moved to the sidecar: any change writes it as v2.
+   */
   private read(uuid: string): ImageFiles {
-    let manifest: unknown;
+    let raw: unknown;
     try {
-      manifest = JSON.parse(readFileSync(this.layout.manifestPath(uuid), 'utf8'));
+      raw = JSON.parse(readFileSync(this.layout.manifestPath(uuid), 'utf8'));
     } catch {
       throw ResourceNotFound(`image ${uuid} not found`);
     }
-    if (!isObject(manifest)) throw ResourceNotFound(`image ${uuid} not found`);
-    return { manifest, sidecar: readSidecarSync(this.layout.sidecarPath(uuid)) };
+    const sidecar = readSidecarSync(this.layout.sidecarPath(uuid));
+    if (!isObject(raw) || raw.v !== undefined) return { manifest: isObject(raw) ? raw : {}, sidecar };
+    const normalized = normalizeManifest(raw, new Date().toISOString());
+    if (!normalized.ok) throw ResourceNotFound(`image ${uuid} not found`);
+    const { manifest, legacy, paths } = normalized.value;
+    const files = paths.map((name, i) => ({ ...sidecar.files?.[i], ...(name ? { name } : {}) }));
+    return { manifest: { ...manifest }, sidecar: { ...sidecar, files, legacy: legacy ?? undefined } };
   }
 
   /** Sidecar first: the manifest is what makes a change visible. */

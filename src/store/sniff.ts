@@ -1,0 +1,36 @@
+/*
+ * Compression from the first bytes of a file or stream: gzip, bzip2 and xz
+ * have magic numbers, a raw zfs send stream has none of them.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import type { Compression } from '../manifest/types.js';
+
+export const SNIFF_BYTES = 6;
+const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+
+export function compressionOf(head: Buffer): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.subarray(0, 6).equals(XZ_MAGIC)) return 'xz';
+  return 'none';
+}
+
+/**
+ * Reads just enough of `source` to tell its compression, and returns a
+ * stream that still yields every byte from the first.
+ */
+export async function sniffStream(source: Readable): Promise<{ compression: Compression; stream: Readable }> {
+  const head: Buffer[] = [];
+  let have = 0;
+  for await (const chunk of source.iterator({ destroyOnReturn: false })) {
+    head.push(chunk as Buffer);
+    have += (chunk as Buffer).length;
+    if (have >= SNIFF_BYTES) break;
+  }
+  const first = Buffer.concat(head);
+  const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+  stream.write(first);
+  source.on('error', (err) => stream.destroy(err));
+  source.pipe(stream);
+  return { compression: compressionOf(first), stream };
+}
