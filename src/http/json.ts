@@ -23,11 +23,16 @@ export function jsonBody(value: unknown): JsonBody {
 export function sendJson(ctx: Context, value: unknown, prepared?: JsonBody): void {
   const body = prepared ?? jsonBody(value);
   ctx.type = 'application/json';
-  ctx.set('Content-MD5', body.md5);
   ctx.body = body.buffer;
-  if (ctx.status !== 200) return;
-  ctx.etag = body.etag;
-  if (ctx.fresh) ctx.status = 304;
+  if (ctx.status === 200) {
+    ctx.etag = body.etag;
+    // A 304 has no body for a Content-MD5 to match; restify clients would call it BadDigest.
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+  }
+  ctx.set('Content-MD5', body.md5);
 }
 
 /**

@@ -95,7 +95,8 @@ const schemas = {
             sha1: SHA1,
             size: { type: 'integer', minimum: 0 },
             compression: COMPRESSION,
-            url: { type: 'string', pattern: '^https?://[^/]+/datasets/' },
+            // base_url may carry a path, for a proxy that serves us under a prefix.
+            url: { type: 'string', pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?/datasets/' },
           },
         },
       },
@@ -111,7 +112,7 @@ const json = (schema: object, description: string) => ({
 const errorResponse = (description: string) => json(ref('Error'), description);
 const fileResponses = {
   200: { description: 'The file bytes, exactly files[i].size of them', content: { 'application/octet-stream': {} } },
-  206: { description: 'One byte range of the file' },
+  206: { description: 'One byte range of the file', content: { 'application/octet-stream': {} } },
   304: { description: 'Not modified (If-None-Match / If-Modified-Since)' },
   404: errorResponse('No such image, or it has no such file'),
   416: errorResponse('The range lies outside the file'),
@@ -119,9 +120,9 @@ const fileResponses = {
 const uuidParam = { name: 'uuid', in: 'path', required: true, schema: UUID };
 const query = (name: string, description: string) => ({ name, in: 'query', required: false, schema: { type: 'string' }, description });
 
-/** A GET operation, plus the HEAD every GET route answers. */
+/** A GET operation, plus the HEAD every GET route answers; every read has a validator, hence 304. */
 function read(operationId: string, summary: string, responses: object, parameters: object[] = []) {
-  const op = { operationId, summary, parameters, responses };
+  const op = { operationId, summary, parameters, responses: { 304: { description: 'Not modified' }, ...responses } };
   return { get: op, head: { ...op, operationId: `${operationId}Head`, summary: `${summary} (headers only)` } };
 }
 
@@ -134,7 +135,9 @@ export function openApiDocument(version: string) {
       description: 'IMGAPI (imgadm source type "imgapi") and DSAPI (type "dsapi") image source for SmartOS.',
     },
     paths: {
-      '/': read('Root', 'HTML for browsers, a JSON summary otherwise', { 200: json({ type: 'object' }, 'Service summary') }),
+      '/': read('Root', 'HTML for browsers, a JSON summary otherwise', {
+        200: { description: 'Service summary', content: { 'application/json': { schema: { type: 'object' } }, 'text/html': {} } },
+      }),
       '/openapi.json': read('GetOpenApi', 'This document', { 200: json({ type: 'object' }, 'OpenAPI 3.1') }),
       '/ping': read('Ping', 'Liveness; imgadm requires imgapi: true', { 200: json(ref('Ping'), 'pong') }),
       '/images': read('ListImages', 'Images sorted by (published_at, uuid)', {
@@ -149,7 +152,7 @@ export function openApiDocument(version: string) {
         query('marker', 'image UUID or date; inclusive'), query('sort', 'published_at[.asc|.desc]'),
       ]),
       '/images/{uuid}': read('GetImage', 'One image in any state', {
-        200: json(ref('Image'), 'The image'), 304: { description: 'Not modified' }, 404: errorResponse('No such image'),
+        200: json(ref('Image'), 'The image'), 404: errorResponse('No such image'),
       }, [uuidParam]),
       '/images/{uuid}/file': read('GetImageFile', 'The image file (any state: origins must stay fetchable)',
         fileResponses, [uuidParam, query('index', 'which of files[] (default 0)')]),
@@ -157,7 +160,7 @@ export function openApiDocument(version: string) {
         200: json({ type: 'array', items: ref('Dataset') }, 'Every active image'),
       }, [query('name', 'exact'), query('version', 'exact'), query('os', 'exact'), query('type', 'exact')]),
       '/datasets/{uuid}': read('GetDataset', 'One image as a DSAPI v1 manifest (active or disabled)', {
-        200: json(ref('Dataset'), 'The image'), 304: { description: 'Not modified' }, 404: errorResponse('No such image'),
+        200: json(ref('Dataset'), 'The image'), 404: errorResponse('No such image'),
       }, [uuidParam]),
       '/datasets/{uuid}/{path}': read('GetDatasetFile', 'A file named by files[].path; "file" is files[0]',
         fileResponses, [uuidParam, { name: 'path', in: 'path', required: true, schema: { type: 'string' } }]),
