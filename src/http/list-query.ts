@@ -6,14 +6,14 @@
 import type { ParsedUrlQuery } from 'node:querystring';
 import { InvalidParameter } from '../errors.js';
 import { STATES, UUID_RE, type Manifest } from '../manifest/types.js';
-import type { ImageRecord } from '../store/store.js';
+import type { ImageRecord, SortKey } from '../store/store.js';
 
 export const MAX_LIMIT = 1000;
 
 export interface ListQuery {
   filter: (m: Manifest) => boolean;
   limit?: number;
-  marker?: ImageRecord | number;
+  marker?: SortKey | number;
   descending: boolean;
 }
 
@@ -40,7 +40,7 @@ function textMatcher(field: 'name' | 'version', value: string | undefined) {
     : (m: Manifest) => m[field] === value;
 }
 
-export function parseListQuery(query: ParsedUrlQuery, findImage: (uuid: string) => ImageRecord | undefined): ListQuery {
+export function parseListQuery(query: ParsedUrlQuery, sortKey: (uuid: string) => SortKey | undefined): ListQuery {
   const tests: ((m: Manifest) => boolean)[] = [];
   const state = single(query, 'state') ?? 'active';
   if (state !== 'all' && !(STATES as readonly string[]).includes(state)) {
@@ -76,7 +76,7 @@ export function parseListQuery(query: ParsedUrlQuery, findImage: (uuid: string) 
   const result: ListQuery = { filter: (m) => tests.every((t) => t(m)), descending: parseSort(single(query, 'sort')) };
   const limit = parseLimit(single(query, 'limit'));
   if (limit !== undefined) result.limit = limit;
-  const marker = parseMarker(single(query, 'marker'), findImage);
+  const marker = parseMarker(single(query, 'marker'), sortKey);
   if (marker !== undefined) result.marker = marker;
   return result;
 }
@@ -99,7 +99,7 @@ function parseLimit(limit: string | undefined): number | undefined {
   return Math.min(Number(limit), MAX_LIMIT);
 }
 
-function parseMarker(marker: string | undefined, find: (uuid: string) => ImageRecord | undefined) {
+function parseMarker(marker: string | undefined, find: (uuid: string) => SortKey | undefined) {
   if (marker === undefined) return undefined;
   if (UUID_RE.test(marker)) {
     return find(marker) ?? invalid('marker', `invalid marker "${marker}": no such image`);
@@ -124,7 +124,7 @@ export function selectImages(sorted: readonly ImageRecord[], q: ListQuery): Imag
 }
 
 /** The marker is inclusive, as sdc-clients' paging expects (it drops the repeat). */
-function atOrPastMarker(r: ImageRecord, marker: ImageRecord | number, descending: boolean): boolean {
+function atOrPastMarker(r: ImageRecord, marker: SortKey | number, descending: boolean): boolean {
   const cmp = typeof marker === 'number'
     ? r.publishedMs - marker
     : r.publishedMs - marker.publishedMs || (r.uuid < marker.uuid ? -1 : r.uuid > marker.uuid ? 1 : 0);

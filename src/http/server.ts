@@ -8,7 +8,10 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import type Koa from 'koa';
+import type { Duplex } from 'node:stream';
 import type { Config } from '../config.js';
+import { ApiError, BadRequest } from '../errors.js';
+import { jsonBody } from './json.js';
 
 export interface Listening {
   server: http.Server;
@@ -24,9 +27,12 @@ export async function listen(app: Koa, config: Readonly<Config>): Promise<Listen
       requestTimeout: 0,
       keepAliveTimeout: config.keep_alive_timeout_ms,
       headersTimeout: config.keep_alive_timeout_ms + 1000,
+      // The routes that need a Host (absolute URLs) answer its absence themselves, in JSON.
+      requireHostHeader: false,
     },
     app.callback(),
   );
+  server.on('clientError', answerUnparsable);
   let where: string;
   if (typeof config.listen_port === 'string') {
     const socketPath = config.listen_port;
@@ -41,6 +47,31 @@ export async function listen(app: Koa, config: Readonly<Config>): Promise<Listen
     where = `http://${host}:${addr.port}`;
   }
   return { server, where, close: (drainMs) => drain(server, drainMs) };
+}
+
+/**
+ * Requests Node's parser rejects never reach Koa; answer them in the same
+ * JSON error shape as everything else, then close the connection.
+ */
+function answerUnparsable(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const error = tooLarge
+    ? new ApiError('RequestHeaderFieldsTooLarge', 431, 'the request headers are too large')
+    : BadRequest('the request could not be parsed as HTTP');
+  const body = jsonBody(error.body());
+  socket.end([
+    `HTTP/1.1 ${error.statusCode} ${http.STATUS_CODES[error.statusCode]}`,
+    'Content-Type: application/json',
+    `Content-Length: ${body.buffer.length}`,
+    `Content-MD5: ${body.md5}`,
+    'Connection: close',
+    '',
+    body.buffer.toString('utf8'),
+  ].join('\r\n'));
 }
 
 function bind(server: http.Server, options: net.ListenOptions): Promise<void> {

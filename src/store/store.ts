@@ -34,6 +34,12 @@ export interface StoreOptions {
 
 /** How many directories a rescan loads before letting requests run. */
 const BATCH = 200;
+const MAX_DEPARTED = 10_000;
+
+export interface SortKey {
+  uuid: string;
+  publishedMs: number;
+}
 
 export class ImageStore extends EventEmitter {
   readonly layout: Layout;
@@ -43,6 +49,8 @@ export class ImageStore extends EventEmitter {
   /** uuid → problems last reported, so a broken directory warns once per change. */
   private readonly broken = new Map<string, string>();
   private sorted: ImageRecord[] | null = null;
+  /** Listing positions of images removed lately, so a paging marker naming one still works. */
+  private readonly departed = new Map<string, number>();
   private rootStamp = '';
   private timers: NodeJS.Timeout[] = [];
   private scanning: Promise<void> | null = null;
@@ -80,6 +88,14 @@ export class ImageStore extends EventEmitter {
   list(): readonly ImageRecord[] {
     this.sorted ??= [...this.images.values()].sort(compareRecords);
     return this.sorted;
+  }
+
+  /** Where `uuid` sorts in listings, even shortly after it was removed. */
+  sortKey(uuid: string): SortKey | undefined {
+    const record = this.images.get(uuid);
+    if (record) return { uuid, publishedMs: record.publishedMs };
+    const publishedMs = this.departed.get(uuid);
+    return publishedMs === undefined ? undefined : { uuid, publishedMs };
   }
 
   /** The images that name `uuid` as their origin. */
@@ -183,11 +199,20 @@ export class ImageStore extends EventEmitter {
     let changed = false;
     for (const uuid of [...this.images.keys(), ...this.broken.keys()]) {
       if (present.has(uuid)) continue;
-      changed = this.images.delete(uuid) || changed;
+      changed = this.forget(uuid) || changed;
       this.broken.delete(uuid);
       this.log.info({ uuid }, 'image removed from disk');
     }
     return changed;
+  }
+
+  private forget(uuid: string): boolean {
+    const record = this.images.get(uuid);
+    if (!record) return false;
+    this.images.delete(uuid);
+    this.departed.set(uuid, record.publishedMs);
+    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
+    return true;
   }
 
   /** Re-reads one directory when it may have changed; true if the index changed. */
@@ -202,7 +227,7 @@ export class ImageStore extends EventEmitter {
       if (!known) this.log.debug({ uuid }, 'image loaded');
       return true;
     }
-    const hadImage = this.images.delete(uuid);
+    const hadImage = this.forget(uuid);
     if ('gone' in result) {
       this.broken.delete(uuid);
       return hadImage;

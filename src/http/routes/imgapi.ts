@@ -27,7 +27,7 @@ export function mountImgapi(router: Router, deps: ReadDeps): void {
   });
 
   router.get('ListImages', '/images', (ctx: Context) => {
-    const query = parseListQuery(ctx.query, (uuid) => store.get(uuid));
+    const query = parseListQuery(ctx.query, (uuid) => store.sortKey(uuid));
     const body = deps.cache.get(store.generation, `images?${ctx.querystring}`, () =>
       selectImages(store.list(), query).map((r) => toImgapi(r.manifest)));
     sendJson(ctx, null, body);
