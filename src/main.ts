@@ -2,11 +2,15 @@
  * Wiring: config → logger → store → app → listener → signals. The only
  * module that knows every other one.
  */
+import { ConfigError, loadConfig } from './config.js';
+import { Credentials } from './credentials.js';
 import { createApp } from './http/app.js';
 import { listen } from './http/server.js';
 import type { Config } from './config.js';
+import type { Logger } from './log.js';
 import { createLogger } from './log.js';
 import { ImageStore } from './store/store.js';
+import { ImageWriter } from './store/writer.js';
 import { VERSION } from './version.js';
 
 export async function serve(config: Readonly<Config>): Promise<void> {
@@ -17,13 +21,16 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     scanIntervalMs: config.scan_interval_ms,
     fullScanIntervalMs: config.full_scan_interval_ms,
   });
-  const app = createApp({ config, store, log, version: VERSION });
+  const credentials = new Credentials(config);
+  const writer = new ImageWriter(store);
+  const app = createApp({ config, store, writer, credentials, log, version: VERSION });
   const listening = await listen(app, config);
   log.info({ where: listening.where, serve_dir: config.serve_dir, version: VERSION }, 'listening');
 
   process.on('SIGHUP', () => {
-    log.info('SIGHUP: rescanning serve_dir');
+    log.info('SIGHUP: rescanning serve_dir and reloading users and tokens');
     void store.rescan(true);
+    reloadCredentials(config.config_path, credentials, log);
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -39,4 +46,17 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * Users and tokens are the one part of the configuration a reload changes,
+ * so that revoking a token needs no restart. A config file that no longer
+ * loads keeps the credentials in force.
+ */
+function reloadCredentials(path: string, credentials: Credentials, log: Logger): void {
+  try {
+    credentials.replace(loadConfig(path));
+  } catch (err) {
+    log.error({ err: err instanceof ConfigError ? err.message : err }, 'config reload failed; credentials unchanged');
+  }
 }

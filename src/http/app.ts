@@ -8,19 +8,25 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { Credentials } from '../credentials.js';
 import type { ImageStore } from '../store/store.js';
+import type { ImageWriter } from '../store/writer.js';
 import { ResponseCache } from './json.js';
 import { acceptVersion } from './middleware/accept-version.js';
+import { authenticate } from './middleware/auth.js';
 import { cors } from './middleware/cors.js';
 import { errorBodies } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
 import { mountDsapi } from './routes/dsapi.js';
 import { mountImgapi } from './routes/imgapi.js';
+import { mountImgapiWrites } from './routes/imgapi-write.js';
 import { mountRoot } from './routes/root.js';
 
 export interface AppDeps {
   config: Readonly<Config>;
   store: ImageStore;
+  writer: ImageWriter;
+  credentials: Credentials;
   log: Logger;
   version: string;
 }
@@ -31,6 +37,7 @@ export function createRouter(deps: AppDeps): Router {
   mountRoot(router, deps);
   mountImgapi(router, { store: deps.store, version: deps.version, cache });
   mountDsapi(router, { store: deps.store, config: deps.config, cache });
+  mountImgapiWrites(router, { store: deps.store, writer: deps.writer, config: deps.config });
   return router;
 }
 
@@ -48,6 +55,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorBodies);
   app.use(cors);
   app.use(acceptVersion);
+  app.use(authenticate(deps.credentials, deps.config.read_auth));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

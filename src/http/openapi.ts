@@ -126,6 +126,63 @@ function read(operationId: string, summary: string, responses: object, parameter
   return { get: op, head: { ...op, operationId: `${operationId}Head`, summary: `${summary} (headers only)` } };
 }
 
+const writeErrors = {
+  401: errorResponse('Credentials are missing or wrong (UnauthorizedError)'),
+  404: errorResponse('No such image'),
+  422: errorResponse('ValidationFailed, InvalidParameter or a state rule (ImageAlreadyActivated, …)'),
+};
+const imageReply = (description: string) => ({ 200: json(ref('Image'), description) });
+const manifestBody = { required: false, content: { 'application/json': { schema: { type: 'object' } } } };
+const actionParam = {
+  name: 'action', in: 'query', required: true,
+  schema: { enum: ['import', 'activate', 'disable', 'enable', 'update'] },
+  description: 'import = AdminImportImage, activate = ActivateImage, disable/enable, update = UpdateImage',
+};
+
+/** The write operations; every one needs HTTP Basic or a bearer token. */
+const writes = {
+  '/images': {
+    post: {
+      operationId: 'CreateImage',
+      summary: 'A new image: a JSON manifest (unactivated), or multipart "manifest" then "file" parts',
+      parameters: [query('activate', 'true: publish the multipart upload active'), query('compression', 'multipart: gzip, bzip2, xz or none; detected when absent')],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': { schema: { type: 'object' } },
+          'multipart/form-data': { schema: { type: 'object', properties: { manifest: { type: 'string' }, file: { type: 'string', format: 'binary' } } } },
+        },
+      },
+      responses: { ...imageReply('The new image'), 400: errorResponse('Upload or Download: the file failed its checks'), 409: errorResponse('ImageUuidAlreadyExists'), ...writeErrors },
+    },
+  },
+  '/images/{uuid}': {
+    post: {
+      operationId: 'ImageAction',
+      summary: 'AdminImportImage, ActivateImage, DisableImage, EnableImage or UpdateImage, by ?action=',
+      parameters: [uuidParam, actionParam],
+      requestBody: manifestBody,
+      responses: { ...imageReply('The image after the action'), 409: errorResponse('ImageUuidAlreadyExists (import)'), ...writeErrors },
+    },
+    delete: {
+      operationId: 'DeleteImage',
+      summary: 'Delete an image (refused while another image names it as origin)',
+      parameters: [uuidParam],
+      responses: { 204: { description: 'Deleted' }, ...writeErrors },
+    },
+  },
+  '/images/{uuid}/file': {
+    put: {
+      operationId: 'AddImageFile',
+      summary: 'The raw file of an unactivated image, whatever the Content-Type says',
+      parameters: [uuidParam, { ...query('compression', 'gzip, bzip2, xz or none'), required: true },
+        query('sha1', 'checked against the bytes'), query('size', 'checked against the bytes')],
+      requestBody: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      responses: { ...imageReply('The image with its file'), 400: errorResponse('Upload or Download: the file failed its checks'), ...writeErrors },
+    },
+  },
+};
+
 export function openApiDocument(version: string) {
   return {
     openapi: '3.1.0',
@@ -140,7 +197,7 @@ export function openApiDocument(version: string) {
       }),
       '/openapi.json': read('GetOpenApi', 'This document', { 200: json({ type: 'object' }, 'OpenAPI 3.1') }),
       '/ping': read('Ping', 'Liveness; imgadm requires imgapi: true', { 200: json(ref('Ping'), 'pong') }),
-      '/images': read('ListImages', 'Images sorted by (published_at, uuid)', {
+      '/images': { ...writes['/images'], ...read('ListImages', 'Images sorted by (published_at, uuid)', {
         200: json({ type: 'array', items: ref('Image') }, 'A page of images'),
         422: errorResponse('A known parameter has a bad value'),
       }, [
@@ -150,12 +207,12 @@ export function openApiDocument(version: string) {
         query('public', 'true or false'), query('tag.KEY', 'tags[KEY] equals the value; repeatable'),
         query('billing_tag', 'repeatable'), query('limit', '1–1000; without it every match is returned'),
         query('marker', 'image UUID or date; inclusive'), query('sort', 'published_at[.asc|.desc]'),
-      ]),
-      '/images/{uuid}': read('GetImage', 'One image in any state', {
+      ]) },
+      '/images/{uuid}': { ...writes['/images/{uuid}'], ...read('GetImage', 'One image in any state', {
         200: json(ref('Image'), 'The image'), 404: errorResponse('No such image'),
-      }, [uuidParam]),
-      '/images/{uuid}/file': read('GetImageFile', 'The image file (any state: origins must stay fetchable)',
-        fileResponses, [uuidParam, query('index', 'which of files[] (default 0)')]),
+      }, [uuidParam]) },
+      '/images/{uuid}/file': { ...writes['/images/{uuid}/file'], ...read('GetImageFile', 'The image file (any state: origins must stay fetchable)',
+        fileResponses, [uuidParam, query('index', 'which of files[] (default 0)')]) },
       '/datasets': read('ListDatasets', 'Active images as DSAPI v1 manifests, newest first', {
         200: json({ type: 'array', items: ref('Dataset') }, 'Every active image'),
       }, [query('name', 'exact'), query('version', 'exact'), query('os', 'exact'), query('type', 'exact')]),

@@ -7,6 +7,7 @@
  * only a staging folder that the next start removes.
  */
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -42,13 +43,9 @@ export class ImportTxn {
   async receiveFile(source: Readable, name: string, expect: FileExpectations): Promise<FileDigest> {
     if (!isSafeFileName(name)) throw new Error(`not a safe file name: ${name}`);
     const digester = new Digester(expect.maxBytes);
-    const fh = await fs.open(path.join(this.dir, name), 'wx', 0o644);
-    try {
-      await pipeline(source, digester, fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 }));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    // flush: the file is fsynced before the stream closes, and so before pipeline resolves.
+    const file = createWriteStream(path.join(this.dir, name), { flags: 'wx', mode: 0o644, flush: true, highWaterMark: 1024 * 1024 });
+    await pipeline(source, digester, file);
     const digest = digester.digest();
     if (digest.size === 0) throw download('the uploaded file is empty');
     if (expect.size !== undefined && digest.size !== expect.size) {

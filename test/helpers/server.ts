@@ -9,12 +9,16 @@ import { buildConfig, type Config } from '../../src/config.js';
 import { createApp } from '../../src/http/app.js';
 import { listen, type Listening } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
+import { Credentials } from '../../src/credentials.js';
 import { ImageStore } from '../../src/store/store.js';
+import { ImageWriter } from '../../src/store/writer.js';
 import { VERSION } from '../../src/version.js';
 import { tmpDir } from './images.js';
 
 export interface TestServer {
   url: string;
+  writer: ImageWriter;
+  credentials: Credentials;
   config: Readonly<Config>;
   store: ImageStore;
   listening: Listening;
@@ -46,12 +50,15 @@ export async function startServer(
     scanIntervalMs: config.scan_interval_ms,
     fullScanIntervalMs: config.full_scan_interval_ms,
   });
-  const listening = await listen(createApp({ config, store, log, version: VERSION }), config);
+  const credentials = new Credentials(config);
+  const writer = new ImageWriter(store);
+  const app = createApp({ config, store, writer, credentials, log, version: VERSION });
+  const listening = await listen(app, config);
   t.teardown(async () => {
     store.close();
     await listening.close(0);
   });
-  return { url: listening.where, config, store, listening, logs, serveDir };
+  return { url: listening.where, writer, credentials, config, store, listening, logs, serveDir };
 }
 
 /** Polls `check` until it returns true or `ms` pass; returns the time taken. */

@@ -135,9 +135,15 @@ test('trailing slashes are tolerated and never redirected', async (t) => {
 
 test('a wrong method on a known route is 405 with Allow, not 404', async (t) => {
   const { srv, v2 } = await serverWithImages(t);
-  for (const [method, path] of [['DELETE', '/datasets'], ['PUT', '/ping'], ['POST', `/images/${v2.uuid}/file`], ['PATCH', '/']]) {
-    const res = await request(`${srv.url}${path}`, { method: method! });
+  const cases: [string, string, string[]][] = [
+    ['DELETE', '/datasets', ['GET', 'HEAD']],
+    ['PUT', '/ping', ['GET', 'HEAD']],
+    ['POST', `/images/${v2.uuid}/file`, ['GET', 'HEAD', 'PUT']],
+    ['PATCH', '/', ['GET', 'HEAD']],
+  ];
+  for (const [method, path, allowed] of cases) {
+    const res = await request(`${srv.url}${path}`, { method });
     assertApiError(t, res, 405, 'BadMethod');
-    t.deepEqual(String(res.headers.allow).split(/,\s*/).sort(), ['GET', 'HEAD'], `${method} ${path}`);
+    t.deepEqual(String(res.headers.allow).split(/,\s*/).sort(), allowed, `${method} ${path}`);
   }
 });

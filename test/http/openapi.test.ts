@@ -74,7 +74,10 @@ test('the document is well-formed: operations, path parameters, responses and sc
 
 test('every route and method the router registers is in the document, and no other', async (t) => {
   const { srv, doc } = await served(t);
-  const router = createRouter({ config: srv.config, store: srv.store, log: createLogger('fatal'), version: VERSION });
+  const router = createRouter({
+    config: srv.config, store: srv.store, writer: srv.writer, credentials: srv.credentials,
+    log: createLogger('fatal'), version: VERSION,
+  });
   const routed = new Set<string>();
   for (const layer of router.stack) {
     if (layer.methods.length === 0) continue;
