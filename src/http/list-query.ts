@@ -40,8 +40,13 @@ function textMatcher(field: 'name' | 'version', value: string | undefined) {
     : (m: Manifest) => m[field] === value;
 }
 
-export function parseListQuery(query: ParsedUrlQuery, sortKey: (uuid: string) => SortKey | undefined): ListQuery {
+export function parseListQuery(
+  query: ParsedUrlQuery,
+  sortKey: (uuid: string) => SortKey | undefined,
+  includePrivate: boolean,
+): ListQuery {
   const tests: ((m: Manifest) => boolean)[] = [];
+  if (!includePrivate) tests.push((m) => m.public);
   const state = single(query, 'state') ?? 'active';
   if (state !== 'all' && !(STATES as readonly string[]).includes(state)) {
     invalid('state', `invalid state "${state}": must be one of ${[...STATES, 'all'].join(', ')}`);

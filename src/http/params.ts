@@ -12,11 +12,19 @@ export interface ImageState {
   image: ImageRecord;
 }
 
+/**
+ * Anonymous callers see public images only; anyone who authenticated sees
+ * them all (sdc-imgapi's public mode, with this server's users as operators).
+ */
+export function seesPrivate(ctx: Context): boolean {
+  return ctx.state.principal !== undefined;
+}
+
 export function reqLoadImage(store: ImageStore) {
   return async function reqImage(ctx: Context, next: Next): Promise<void> {
     const uuid = String(ctx.params.uuid ?? '');
     const image = UUID_RE.test(uuid) ? store.get(uuid) : undefined;
-    if (!image) throw ResourceNotFound(`image ${uuid} not found`);
+    if (!image || (!image.manifest.public && !seesPrivate(ctx))) throw ResourceNotFound(`image ${uuid} not found`);
     ctx.state.image = image;
     await next();
   };

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { FIXTURES, fixture, fixtureBytes, md5b64, tmpDir } from '../helpers/images.js';
-import { startServer } from '../helpers/server.js';
+import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 import { imgmanifest, type Manifest } from '../helpers/legacy-clients.js';
 
 const DIRS = ['v1-dsapi', 'v2-imgapi', 'incremental-chain', 'synthesized'];
@@ -71,7 +71,8 @@ function layOut(root: string, { rel, manifest }: Entry): void {
 }
 
 async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { headers: { accept: 'application/json' } });
+  // Authenticated: the catalog holds a private fixture, hidden from anonymous callers.
+  const res = await fetch(url, { headers: { accept: 'application/json', authorization: OPERATOR_AUTH } });
   if (res.status !== 200) throw new Error(`${url}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
 }

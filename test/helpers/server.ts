@@ -9,11 +9,19 @@ import { buildConfig, type Config } from '../../src/config.js';
 import { createApp } from '../../src/http/app.js';
 import { listen, type Listening } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { Credentials } from '../../src/credentials.js';
+import { Credentials, hashPassword } from '../../src/credentials.js';
 import { ImageStore } from '../../src/store/store.js';
 import { ImageWriter } from '../../src/store/writer.js';
 import { VERSION } from '../../src/version.js';
 import { tmpDir } from './images.js';
+
+/**
+ * Every test server knows this user, so a test can read what anonymous
+ * callers may not see (private images) or write.
+ */
+export const OPERATOR = { user: 'operator', password: 'operator-password' };
+export const OPERATOR_AUTH = `Basic ${Buffer.from(`${OPERATOR.user}:${OPERATOR.password}`).toString('base64')}`;
+const operatorHash = hashPassword(OPERATOR.password, 10);
 
 export interface TestServer {
   url: string;
@@ -32,8 +40,9 @@ export async function startServer(
 ): Promise<TestServer> {
   const serveDir = opts.serveDir ?? tmpDir(t);
   const configDir = tmpDir(t, 'imgsrv-conf-');
+  const users = { [OPERATOR.user]: { password: await operatorHash } };
   const config = buildConfig(
-    { listen_port: 0, listen_address: '127.0.0.1', serve_dir: serveDir, loglevel: 'debug', scan_interval_ms: 200, ...opts.config },
+    { listen_port: 0, listen_address: '127.0.0.1', serve_dir: serveDir, loglevel: 'debug', scan_interval_ms: 200, users, ...opts.config },
     path.join(configDir, 'config.json'),
   );
   const logs: Record<string, unknown>[] = [];

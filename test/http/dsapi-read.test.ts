@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { portOf, rawRequest } from '../helpers/raw-http.js';
-import { startServer } from '../helpers/server.js';
+import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 import { fixture, sha1, tmpDir, v1Manifest, writeImage, type ImageOnDisk } from '../helpers/images.js';
 import { addImage, assertJson, assertSchema, json, request, uuidsOf } from './kit.js';
 
@@ -203,7 +203,10 @@ test('a v2 image appears in DSAPI with creator_uuid = owner and upgrades back to
   t.deepEqual(ds.files, [{ ...(img.manifest.files as object[])[0], path: img.fileName, url: `${srv.url}/datasets/${img.uuid}/${img.fileName}` }]);
   await assertUpgradesToImgapi(t, srv.url, ds);
   // The upgrader asserts restricted_to_uuid never comes with public.
-  const pds = await dataset(t, srv.url, priv.uuid);
+  // Only an authenticated caller sees a private image.
+  t.is((await request(`${srv.url}/datasets/${priv.uuid}`)).status, 404);
+  t.false(uuidsOf(await datasets(t, srv.url)).includes(priv.uuid));
+  const pds = await dataset(t, srv.url, priv.uuid, { authorization: OPERATOR_AUTH });
   t.is(pds.restricted_to_uuid, '33333333-3333-4333-8333-333333333333');
   t.false('public' in pds);
   const upgraded = imgmanifest.upgradeManifest(structuredClone(pds));

@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { startServer } from '../helpers/server.js';
+import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 import { tmpDir, v2Manifest, writeImage, type ImageOnDisk } from '../helpers/images.js';
 import { addImage, assertApiError, assertJson, assertSchema, json, request, uuidsOf } from './kit.js';
 
@@ -62,119 +62,129 @@ function sorted(images: ImageOnDisk[]): string[] {
   return [...images].sort((a, b) => ms(a) - ms(b) || (a.uuid < b.uuid ? -1 : 1)).map((i) => i.uuid);
 }
 
-async function list(t: ExecutionContext, url: string, query = ''): Promise<{ uuid: string }[]> {
-  const res = await request(`${url}/images${query}`);
+/** Lists as an authenticated user, who also sees the private image. */
+async function list(t: ExecutionContext, c: { url: string }, query = ''): Promise<{ uuid: string }[]> {
+  const res = await request(`${c.url}/images${query}`, { headers: { authorization: OPERATOR_AUTH } });
   assertJson(t, res, 200);
   const body = json(res);
   assertSchema(t, 'GET /images 200', body);
   return body;
 }
 
+test('anonymous callers see public images only; a private one is not found', async (t) => {
+  const c = await catalog(t);
+  const anonymous = json(await request(`${c.url}/images?state=all`));
+  t.deepEqual(uuidsOf(anonymous), sorted(c.all.filter((i) => i !== c.lts)));
+  t.is((await request(`${c.url}/images/${c.lts.uuid}`)).status, 404);
+  t.is((await request(`${c.url}/images/${c.lts.uuid}/file`)).status, 404);
+  t.is((await request(`${c.url}/images/${c.lts.uuid}`, { headers: { authorization: OPERATOR_AUTH } })).status, 200);
+});
+
 test('without state only active images are listed, sorted by published_at', async (t) => {
   const c = await catalog(t);
   const expected = [c.base.uuid, c.lts.uuid, c.zvol.uuid, c.docker.uuid];
-  t.deepEqual(uuidsOf(await list(t, c.url)), expected);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?state=active')), expected);
+  t.deepEqual(uuidsOf(await list(t, c)), expected);
+  t.deepEqual(uuidsOf(await list(t, c, '?state=active')), expected);
 });
 
 test('listed manifests are the v2 manifests as stored', async (t) => {
   const c = await catalog(t);
-  const body = await list(t, c.url);
+  const body = await list(t, c);
   t.deepEqual(body[0], c.base.manifest);
   t.deepEqual(body[1], c.lts.manifest);
 });
 
 test('state selects disabled, unactivated, creating, failed or all', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?state=disabled')), [c.disabled.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?state=unactivated')), [c.unactivated.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?state=creating')), [c.creating.uuid]);
-  const failed = await list(t, c.url, '?state=failed');
+  t.deepEqual(uuidsOf(await list(t, c, '?state=disabled')), [c.disabled.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?state=unactivated')), [c.unactivated.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?state=creating')), [c.creating.uuid]);
+  const failed = await list(t, c, '?state=failed');
   t.deepEqual(uuidsOf(failed), [c.failed.uuid]);
   t.deepEqual((failed[0] as Record<string, unknown>).error, { message: 'boom' });
-  t.deepEqual(uuidsOf(await list(t, c.url, '?state=all')), sorted(c.all));
+  t.deepEqual(uuidsOf(await list(t, c, '?state=all')), sorted(c.all));
 });
 
 test('name and version match exactly, or as a case-sensitive substring with ~', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?name=base-64')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?name=~base')), [c.base.uuid, c.lts.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?name=~base&state=all')), sorted([c.base, c.lts, c.disabled]));
-  t.deepEqual(uuidsOf(await list(t, c.url, '?name=~64-l')), [c.lts.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?name=~BASE')), []);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?name=base')), []);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?version=1.0.0')), [c.base.uuid, c.zvol.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?version=~.0.0')), [c.base.uuid, c.lts.uuid, c.zvol.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?version=1.0')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?name=base-64')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?name=~base')), [c.base.uuid, c.lts.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?name=~base&state=all')), sorted([c.base, c.lts, c.disabled]));
+  t.deepEqual(uuidsOf(await list(t, c, '?name=~64-l')), [c.lts.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?name=~BASE')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?name=base')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?version=1.0.0')), [c.base.uuid, c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?version=~.0.0')), [c.base.uuid, c.lts.uuid, c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?version=1.0')), []);
 });
 
 test('type matches exactly and !type excludes', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?type=zvol')), [c.zvol.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?type=zone-dataset')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?type=!zone-dataset')), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?type=${encodeURIComponent('!docker')}`)), [c.base.uuid, c.lts.uuid, c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?type=zvol')), [c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?type=zone-dataset')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?type=!zone-dataset')), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?type=${encodeURIComponent('!docker')}`)), [c.base.uuid, c.lts.uuid, c.zvol.uuid]);
 });
 
 test('os, owner and public filter exactly', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?os=linux')), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?os=smartos')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?owner=${OWNER_1}`)), [c.base.uuid, c.zvol.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?owner=${OWNER_1}&state=all`)), sorted([c.base, c.zvol, c.disabled]));
-  t.deepEqual(uuidsOf(await list(t, c.url, '?public=false')), [c.lts.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?public=true')), [c.base.uuid, c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?os=linux&public=true&type=!docker')), [c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?os=linux')), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?os=smartos')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?owner=${OWNER_1}`)), [c.base.uuid, c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?owner=${OWNER_1}&state=all`)), sorted([c.base, c.zvol, c.disabled]));
+  t.deepEqual(uuidsOf(await list(t, c, '?public=false')), [c.lts.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?public=true')), [c.base.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?os=linux&public=true&type=!docker')), [c.zvol.uuid]);
 });
 
 test('tag.KEY matches the stringified scalar value; repeated tags are ANDed', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.role=os')), [c.base.uuid, c.lts.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.role=os&tag.group=web')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.role=os&tag.role=db')), []);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.n=5')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.flag=true')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?${encodeURIComponent('tag.docker:id')}=sha256:0123`)), [c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.nested=[object Object]')), []);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?tag.missing=x')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.role=os')), [c.base.uuid, c.lts.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.role=os&tag.group=web')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.role=os&tag.role=db')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.n=5')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.flag=true')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?${encodeURIComponent('tag.docker:id')}=sha256:0123`)), [c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.nested=[object Object]')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?tag.missing=x')), []);
 });
 
 test('billing_tag is repeatable and ANDed', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?billing_tag=gold')), [c.base.uuid, c.lts.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?billing_tag=gold&billing_tag=eu')), [c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?billing_tag=silver')), []);
+  t.deepEqual(uuidsOf(await list(t, c, '?billing_tag=gold')), [c.base.uuid, c.lts.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?billing_tag=gold&billing_tag=eu')), [c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?billing_tag=silver')), []);
 });
 
 test('sort=published_at[.asc|.desc]', async (t) => {
   const c = await catalog(t);
   const asc = [c.base.uuid, c.lts.uuid, c.zvol.uuid, c.docker.uuid];
-  t.deepEqual(uuidsOf(await list(t, c.url, '?sort=published_at')), asc);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?sort=published_at.asc')), asc);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?sort=published_at.desc')), [...asc].reverse());
-  t.deepEqual(uuidsOf(await list(t, c.url, '?sort=published_at.desc&state=all')), sorted(c.all).reverse());
+  t.deepEqual(uuidsOf(await list(t, c, '?sort=published_at')), asc);
+  t.deepEqual(uuidsOf(await list(t, c, '?sort=published_at.asc')), asc);
+  t.deepEqual(uuidsOf(await list(t, c, '?sort=published_at.desc')), [...asc].reverse());
+  t.deepEqual(uuidsOf(await list(t, c, '?sort=published_at.desc&state=all')), sorted(c.all).reverse());
 });
 
 test('limit caps the page; marker (a uuid or a date) is inclusive', async (t) => {
   const c = await catalog(t);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?limit=2')), [c.base.uuid, c.lts.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?limit=1000')), [c.base.uuid, c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, '?limit=5000')), [c.base.uuid, c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?marker=${c.lts.uuid}`)), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?marker=${c.lts.uuid}&limit=2`)), [c.lts.uuid, c.zvol.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?limit=2')), [c.base.uuid, c.lts.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?limit=1000')), [c.base.uuid, c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, '?limit=5000')), [c.base.uuid, c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?marker=${c.lts.uuid}`)), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?marker=${c.lts.uuid}&limit=2`)), [c.lts.uuid, c.zvol.uuid]);
   // The marker may name an image the filter excludes; it still places the page.
-  t.deepEqual(uuidsOf(await list(t, c.url, `?marker=${c.disabled.uuid}`)), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?marker=${c.disabled.uuid}`)), [c.lts.uuid, c.zvol.uuid, c.docker.uuid]);
   const date = encodeURIComponent(String(c.zvol.manifest.published_at));
-  t.deepEqual(uuidsOf(await list(t, c.url, `?marker=${date}`)), [c.zvol.uuid, c.docker.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?marker=${date}&sort=published_at.desc`)), [c.zvol.uuid, c.lts.uuid, c.base.uuid]);
-  t.deepEqual(uuidsOf(await list(t, c.url, `?marker=${c.lts.uuid}&sort=published_at.desc`)), [c.lts.uuid, c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?marker=${date}`)), [c.zvol.uuid, c.docker.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?marker=${date}&sort=published_at.desc`)), [c.zvol.uuid, c.lts.uuid, c.base.uuid]);
+  t.deepEqual(uuidsOf(await list(t, c, `?marker=${c.lts.uuid}&sort=published_at.desc`)), [c.lts.uuid, c.base.uuid]);
 });
 
 test('unknown parameters such as channel and account are ignored', async (t) => {
   const c = await catalog(t);
-  const plain = await list(t, c.url);
+  const plain = await list(t, c);
   for (const query of ['?channel=dev', `?account=${OWNER_2}`, '?channel=*&account=whatever', '?foo=bar&tag.=x', '?inclAdminFields=false']) {
-    t.deepEqual(await list(t, c.url, query), plain, query);
+    t.deepEqual(await list(t, c, query), plain, query);
   }
 });
 
@@ -269,6 +279,6 @@ test('without limit every matching image comes back in one answer', async (t) =>
   const bytes = randomBytes(8);
   for (let i = 0; i < 1200; i++) writeImage(root, v2Manifest(bytes), { bytes });
   const srv = await startServer(t, { serveDir: root });
-  t.is((await list(t, srv.url)).length, 1200);
-  t.is((await list(t, srv.url, '?limit=1000')).length, 1000);
+  t.is((await list(t, srv)).length, 1200);
+  t.is((await list(t, srv, '?limit=1000')).length, 1000);
 });

@@ -7,7 +7,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer } from '../helpers/server.js';
+import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 import { fixture, fixtureBytes, tmpDir, writeImage } from '../helpers/images.js';
 import { addImage, assertApiError, assertJson, assertSchema, json, request } from './kit.js';
 
@@ -53,7 +53,9 @@ test('an image from the sdc-imgapi test data (incremental chain) is served with 
     writeImage(root, m, { bytes, fileName: 'file0.zfs.bz2' });
   }
   const { url } = await startServer(t, { serveDir: root });
-  const top = json(await request(`${url}/images/${chain[1]}`));
+  // 900cffef… is private: only an authenticated caller sees it.
+  t.is((await request(`${url}/images/${chain[1]}`)).status, 404);
+  const top = json(await request(`${url}/images/${chain[1]}`, { headers: { authorization: OPERATOR_AUTH } }));
   t.is(top.origin, chain[0]);
   t.deepEqual(top.files, [{ sha1: 'f6217f583a64e1b39cea7a8700b96cbb2375bb23', size: 65, compression: 'bzip2' }]);
   assertSchema(t, 'GET /images/{uuid} 200', top);

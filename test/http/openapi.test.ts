@@ -10,7 +10,7 @@ import { createRouter } from '../../src/http/app.js';
 import { openApiDocument } from '../../src/http/openapi.js';
 import { createLogger } from '../../src/log.js';
 import { VERSION } from '../../src/version.js';
-import { startServer } from '../helpers/server.js';
+import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 import { tmpDir, v1Manifest, writeImage } from '../helpers/images.js';
 import { addImage, assertComponent, assertJson, assertSchema, json, request } from './kit.js';
 
@@ -98,13 +98,14 @@ test('every route and method the router registers is in the document, and no oth
 
 test('ListImages, GetImage and Ping bodies match their schemas', async (t) => {
   const { srv, doc, v1, v2, priv, disabled, unactivated, failed } = await served(t);
+  const headers = { authorization: OPERATOR_AUTH };
   for (const query of ['', '?state=all', '?state=failed', '?state=unactivated', '?limit=1', '?sort=published_at.desc', '?public=false']) {
-    const res = await request(`${srv.url}/images${query}`);
+    const res = await request(`${srv.url}/images${query}`, { headers });
     assertJson(t, res, 200);
     assertSchema(t, 'GET /images 200', json(res), doc);
   }
   for (const img of [v1, v2, priv, disabled, unactivated, failed]) {
-    const res = await request(`${srv.url}/images/${img.uuid}`);
+    const res = await request(`${srv.url}/images/${img.uuid}`, { headers });
     assertJson(t, res, 200);
     assertSchema(t, 'GET /images/{uuid} 200', json(res), doc);
   }
@@ -117,7 +118,7 @@ test('ListDatasets and GetDataset bodies match their schemas, under every URL ba
     { base_url: 'https://example.net/smartos/' }, { trust_proxy: true }];
   for (const config of configs) {
     const { srv, doc, v1, v2, priv, disabled } = await served(t, config);
-    const headers = { 'x-forwarded-host': 'images.example.net', 'x-forwarded-proto': 'https' };
+    const headers = { 'x-forwarded-host': 'images.example.net', 'x-forwarded-proto': 'https', authorization: OPERATOR_AUTH };
     const list = await request(`${srv.url}/datasets`, { headers });
     assertJson(t, list, 200);
     t.is(json(list).length, 3);

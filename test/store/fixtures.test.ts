@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { FIXTURES, fixture, fixtureBytes, tmpDir } from '../helpers/images.js';
-import { startServer } from '../helpers/server.js';
+import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 
 const DIRS = ['v1-dsapi', 'v2-imgapi', 'incremental-chain', 'synthesized'];
 const CHAIN_FILE = 'incremental-chain/file0.zfs.bz2';
@@ -69,11 +69,12 @@ for (const [i, catalog] of catalogs(allFixtures()).entries()) {
     const root = tmpDir(t);
     for (const e of catalog) layOut(root, e);
     const server = await startServer(t, { serveDir: root });
-    const all = (await (await fetch(`${server.url}/images?state=all`)).json()) as Record<string, unknown>[];
+    const headers = { authorization: OPERATOR_AUTH };
+    const all = (await (await fetch(`${server.url}/images?state=all`, { headers })).json()) as Record<string, unknown>[];
     const served = catalog.filter((e) => !SKIPPED[e.rel]);
     t.deepEqual(all.map((m) => m.uuid).sort(), served.map((e) => e.manifest.uuid).sort());
     for (const e of catalog) {
-      const res = await fetch(`${server.url}/images/${e.manifest.uuid}`);
+      const res = await fetch(`${server.url}/images/${e.manifest.uuid}`, { headers });
       if (SKIPPED[e.rel]) {
         t.is(res.status, 404, `${e.rel} (${SKIPPED[e.rel]}) must not be served`);
         t.true(server.logs.some((l) => l.level === 40 && l.uuid === e.manifest.uuid), `${e.rel} logged a warning`);

@@ -13,7 +13,7 @@ import type { ImageRecord, ImageStore } from '../../store/store.js';
 import { publicBaseUrl } from '../base-url.js';
 import { sendImageFile } from '../file-response.js';
 import { ResponseCache, sendJson } from '../json.js';
-import { reqLoadImage } from '../params.js';
+import { reqLoadImage, seesPrivate } from '../params.js';
 
 export interface DsapiDeps {
   store: ImageStore;
@@ -37,10 +37,11 @@ export function mountDsapi(router: Router, deps: DsapiDeps): void {
 
   router.get('ListDatasets', '/datasets', (ctx: Context) => {
     const wanted = LIST_FILTERS.flatMap((f) => (typeof ctx.query[f] === 'string' ? [[f, ctx.query[f]] as const] : []));
-    const key = `datasets|${publicBaseUrl(ctx, config)}|${JSON.stringify(wanted)}`;
+    const all = seesPrivate(ctx);
+    const key = `datasets|${all}|${publicBaseUrl(ctx, config)}|${JSON.stringify(wanted)}`;
     const body = deps.cache.get(store.generation, key, () => {
-      const images = store.list().filter((r) =>
-        r.manifest.state === 'active' && wanted.every(([f, v]) => r.manifest[f] === v));
+      const images = store.list().filter((r) => r.manifest.state === 'active' && (all || r.manifest.public)
+        && wanted.every(([f, v]) => r.manifest[f] === v));
       return images.reverse().map((r) => view(ctx, r));
     });
     sendJson(ctx, null, body);

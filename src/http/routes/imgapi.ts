@@ -9,7 +9,7 @@ import { toImgapi } from '../../manifest/views.js';
 import type { ImageStore } from '../../store/store.js';
 import { parseListQuery, selectImages } from '../list-query.js';
 import { ResponseCache, sendJson } from '../json.js';
-import { reqLoadImage } from '../params.js';
+import { reqLoadImage, seesPrivate } from '../params.js';
 import { sendImageFile } from '../file-response.js';
 
 export interface ReadDeps {
@@ -27,8 +27,8 @@ export function mountImgapi(router: Router, deps: ReadDeps): void {
   });
 
   router.get('ListImages', '/images', (ctx: Context) => {
-    const query = parseListQuery(ctx.query, (uuid) => store.sortKey(uuid));
-    const body = deps.cache.get(store.generation, `images?${ctx.querystring}`, () =>
+    const query = parseListQuery(ctx.query, (uuid) => store.sortKey(uuid), seesPrivate(ctx));
+    const body = deps.cache.get(store.generation, `images|${seesPrivate(ctx)}|${ctx.querystring}`, () =>
       selectImages(store.list(), query).map((r) => toImgapi(r.manifest)));
     sendJson(ctx, null, body);
   });

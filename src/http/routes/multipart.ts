@@ -52,8 +52,16 @@ export function createFromMultipart(ctx: Context, deps: MultipartDeps): Promise<
     const bb = busboy({ headers: ctx.req.headers, limits: { files: 1, fields: 8, fieldSize: MANIFEST_LIMIT } });
     bb.on('field', (name, value, info) => {
       if (name !== 'manifest') return;
-      if (info.valueTruncated) fail(InvalidParameter('the "manifest" part is too large', [{ field: 'manifest', code: 'Invalid' }]));
-      else raw = parseManifestPart(value);
+      if (info.valueTruncated) {
+        fail(InvalidParameter('the "manifest" part is too large', [{ field: 'manifest', code: 'Invalid' }]));
+        return;
+      }
+      // A throw here would escape busboy's event into the request stream and kill the process.
+      try {
+        raw = parseManifestPart(value);
+      } catch (err) {
+        fail(err);
+      }
     });
     bb.on('file', (name, stream) => {
       if (name !== 'file') {
