@@ -11,6 +11,9 @@ import type { Logger } from './log.js';
 import { createLogger } from './log.js';
 import { ImageStore } from './store/store.js';
 import { ImageWriter } from './store/writer.js';
+import { reapUnactivated } from './store/reaper.js';
+
+const REAP_INTERVAL_MS = 10 * 60_000;
 import { VERSION } from './version.js';
 
 export async function serve(config: Readonly<Config>): Promise<void> {
@@ -25,6 +28,10 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const writer = new ImageWriter(store);
   const app = createApp({ config, store, writer, credentials, log, version: VERSION });
   const listening = await listen(app, config);
+  const reaper = setInterval(() => {
+    reapUnactivated(store, writer, config.unactivated_ttl_hours * 3_600_000, log)
+      .catch((err: unknown) => log.error({ err }, 'reaping unactivated images failed'));
+  }, REAP_INTERVAL_MS).unref();
   log.info({ where: listening.where, serve_dir: config.serve_dir, version: VERSION }, 'listening');
 
   process.on('SIGHUP', () => {
@@ -38,6 +45,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     stopping = true;
     log.info({ signal, drain_ms: config.drain_timeout_ms }, 'stopping: draining requests in flight');
     store.close();
+    clearInterval(reaper);
     void listening.close(config.drain_timeout_ms).then(() => {
       log.info('stopped');
       log.flush();
