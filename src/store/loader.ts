@@ -9,7 +9,7 @@ import path from 'node:path';
 import { normalizeManifest } from '../manifest/normalize.js';
 import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
 import { isSafeFileName, type Layout } from './layout.js';
-import { readSidecarSync, type Sidecar } from './sidecar.js';
+import { sidecarFromText, type Sidecar } from './sidecar.js';
 import { SNIFF_BYTES, compressionOf } from './sniff.js';
 
 export interface StoredFile {
@@ -70,35 +70,64 @@ export function dirStamp(layout: Layout, uuid: string, dirOnly = false): string 
   return [dir, tryStat(layout.manifestPath(uuid)), tryStat(layout.sidecarPath(uuid))].map(statStamp).join('|');
 }
 
-export function loadImageDir(layout: Layout, realRoot: string, uuid: string): LoadResult {
-  const stamp = dirStamp(layout, uuid);
-  if (stamp === undefined) return { ok: false, gone: true };
-  const problems: string[] = [];
-  const fail = (p: string) => ({ ok: false as const, problems: [p], stamp });
+interface FileRead {
+  text: string;
+  st: fs.Stats;
+}
 
-  // A directory that is itself a symlink may point anywhere; check where.
-  if (tryLstat(layout.imageDir(uuid))?.isSymbolicLink() && !isInside(realRoot, layout.imageDir(uuid))) {
-    return fail('directory resolves outside serve_dir');
-  }
-  let raw: unknown;
-  let manifestMtime: Date;
+/** A file's bytes and the stat of that same open file; undefined if there is none. */
+function readWithStat(p: string): FileRead | undefined {
+  let fd: number;
   try {
-    const fd = fs.openSync(layout.manifestPath(uuid), 'r');
-    try {
-      manifestMtime = fs.fstatSync(fd).mtime;
-      raw = JSON.parse(fs.readFileSync(fd, 'utf8'));
-    } finally {
-      fs.closeSync(fd);
-    }
+    fd = fs.openSync(p, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const buf = Buffer.allocUnsafe(st.size);
+    const got = fs.readSync(fd, buf, 0, st.size, 0);
+    return { st, text: buf.toString('utf8', 0, got) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function loadImageDir(layout: Layout, realRoot: string, uuid: string): LoadResult {
+  const dirPath = layout.imageDir(uuid);
+  const link = tryLstat(dirPath);
+  const dir = link?.isSymbolicLink() ? tryStat(dirPath) : link;
+  if (!dir?.isDirectory()) return { ok: false, gone: true };
+  let manifestFile: FileRead | undefined;
+  let sidecarFile: FileRead | undefined;
+  const problems: string[] = [];
+  try {
+    manifestFile = readWithStat(layout.manifestPath(uuid));
+    sidecarFile = readWithStat(layout.sidecarPath(uuid));
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  // The stamp comes from the very reads below, so a change racing them is seen next time.
+  const stamp = [dir, manifestFile?.st, sidecarFile?.st].map(statStamp).join('|');
+  const fail = (p: string) => ({ ok: false as const, problems: [p], stamp });
+  if (problems.length > 0) return { ok: false, problems, stamp };
+  // A directory that is itself a symlink may point anywhere; check where.
+  if (link?.isSymbolicLink() && !isInside(realRoot, dirPath)) return fail('directory resolves outside serve_dir');
+  if (!manifestFile) return fail('manifest.json is missing');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(manifestFile.text);
   } catch (err) {
     return fail(`manifest.json: ${(err as Error).message}`);
   }
+  const manifestMtime = manifestFile.st.mtime;
   const normalized = normalizeManifest(raw, manifestMtime.toISOString());
   if (!normalized.ok) return { ok: false, problems: normalized.problems, stamp };
   const { manifest, legacy, paths, unknownCompression } = normalized.value;
   if (manifest.uuid !== uuid) return fail(`manifest uuid ${manifest.uuid} does not match its directory`);
 
-  const sidecar = readSidecar(layout, uuid, problems);
+  const sidecar = parseSidecar(sidecarFile?.text, problems);
   const legacyFacts = legacy ?? legacyFrom(sidecar);
   const files: StoredFile[] = [];
   manifest.files.forEach((mf, i) => {
@@ -123,9 +152,10 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
   };
 }
 
-function readSidecar(layout: Layout, uuid: string, problems: string[]): Sidecar {
+function parseSidecar(text: string | undefined, problems: string[]): Sidecar {
+  if (text === undefined) return {};
   try {
-    return readSidecarSync(layout.sidecarPath(uuid));
+    return sidecarFromText(text);
   } catch (err) {
     problems.push(`server.json: ${(err as Error).message}`);
     return {};

@@ -32,6 +32,12 @@ export interface Sidecar {
   [key: string]: unknown;
 }
 
+export function sidecarFromText(text: string): Sidecar {
+  const value: unknown = JSON.parse(text);
+  if (!isObject(value)) throw new Error('server.json is not a JSON object');
+  return value as Sidecar;
+}
+
 /** The sidecar of a folder; {} when it has none. Throws if it exists but is no JSON object. */
 export function readSidecarSync(path: string): Sidecar {
   let text: string;
@@ -40,9 +46,7 @@ export function readSidecarSync(path: string): Sidecar {
   } catch {
     return {};
   }
-  const value: unknown = JSON.parse(text);
-  if (!isObject(value)) throw new Error('server.json is not a JSON object');
-  return value as Sidecar;
+  return sidecarFromText(text);
 }
 
 export function withHistory(sidecar: Sidecar, event: string, by?: string): Sidecar {
