@@ -58,10 +58,13 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const error = tooLarge
-    ? new ApiError('RequestHeaderFieldsTooLarge', 431, 'the request headers are too large')
-    : BadRequest('the request could not be parsed as HTTP');
+  // With a request in flight, the parser failed inside its body: the client
+  // ended it before its Content-Length (§3.9 calls that a Download error).
+  const midBody = Boolean((socket as Duplex & { _httpMessage?: unknown })._httpMessage);
+  let error: ApiError;
+  if (err.code === 'HPE_HEADER_OVERFLOW') error = new ApiError('RequestHeaderFieldsTooLarge', 431, 'the request headers are too large');
+  else if (midBody) error = new ApiError('Download', 400, 'the request body ended before its Content-Length');
+  else error = BadRequest('the request could not be parsed as HTTP');
   const body = jsonBody(error.body());
   socket.end([
     `HTTP/1.1 ${error.statusCode} ${http.STATUS_CODES[error.statusCode]}`,

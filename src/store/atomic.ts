@@ -1,27 +1,29 @@
 /*
- * Durable small writes: temp file in the same folder, fsync, rename over
- * the target, fsync the folder. A reader sees the old file or the new one,
- * never half of either, and a crash leaves at most a dot-named temp file
- * that the index never reads.
+ * Durable small writes: temp file, fsync, rename over the target, fsync the
+ * folder. A reader sees the old file or the new one, never half of either.
+ * The temp file is staged like an import, in its own folder under
+ * .staging (same filesystem, so the rename is atomic), so a crash's
+ * leftovers are removed at the next start like any interrupted import.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-export async function writeFileAtomic(dest: string, data: string | Uint8Array): Promise<void> {
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomUUID()}.tmp`);
-  const fh = await fs.open(tmp, 'wx');
+export async function writeFileAtomic(dest: string, data: string | Uint8Array, stagingRoot: string): Promise<void> {
+  const dir = path.join(stagingRoot, `${process.pid}-${randomUUID()}`);
+  await fs.mkdir(dir, { recursive: true });
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const tmp = path.join(dir, path.basename(dest));
+    const fh = await fs.open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fs.rename(tmp, dest);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
   }
   await fsyncDir(path.dirname(dest));
 }

@@ -108,6 +108,6 @@ export class DigestWorker {
     const files = Array.isArray(sidecar.files) ? [...sidecar.files] : [];
     files[index] = { ...(isObject(files[index]) ? files[index] : {}), name: f.name, md5: f.md5 };
     for (let i = 0; i < files.length; i++) files[i] ??= {};
-    await writeFileAtomic(path, `${JSON.stringify({ ...sidecar, files }, null, 2)}\n`);
+    await writeFileAtomic(path, `${JSON.stringify({ ...sidecar, files }, null, 2)}\n`, this.layout.stagingRoot());
   }
 }

@@ -45,7 +45,9 @@ export class ImportTxn {
     const digester = new Digester(expect.maxBytes);
     // flush: the file is fsynced before the stream closes, and so before pipeline resolves.
     const file = createWriteStream(path.join(this.dir, name), { flags: 'wx', mode: 0o644, flush: true, highWaterMark: 1024 * 1024 });
-    await pipeline(source, digester, file);
+    // Read the source without owning it: a refused upload (too large) must
+    // not destroy the HTTP request under it, or the client never gets its 400.
+    await pipeline(source.iterator({ destroyOnReturn: false }), digester, file);
     const digest = digester.digest();
     if (digest.size === 0) throw download('the uploaded file is empty');
     if (expect.size !== undefined && digest.size !== expect.size) {

@@ -10,7 +10,8 @@
  *   │   │                     md5, upload time, origin of the copy); optional
  *   │   └── <file name>       files[i].path of a v1 manifest, or the name in server.json
  *   ├── .staging/<pid>-<id>/  imports in progress, one folder per transaction;
- *   │                         published by renaming the folder to <uuid>/
+ *   │                         published by renaming the folder to <uuid>/,
+ *   │                         or holding the temp file of one atomic rewrite
  *   ├── .locks/<uuid>         held while a process changes that image
  *   ├── .deleted/<uuid>       tombstone of an activated image that was deleted
  *   ├── .trash/               deleted image folders on their way out

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ImageUuidAlreadyExists, ResourceNotFound } from '../errors.js';
 import { normalizeManifest } from '../manifest/normalize.js';
@@ -106,7 +107,11 @@ export class ImageWriter {
   async remove(uuid: string, tombstone: JsonObject | null): Promise<void> {
     await withImageLock(this.layout, uuid, async () => {
       this.read(uuid);
-      if (tombstone) await writeFileAtomic(this.layout.tombstonePath(uuid), `${JSON.stringify(tombstone)}\n`);
+      if (tombstone) {
+        // .deleted/ exists only once a first activated image has been deleted.
+        await fs.mkdir(path.dirname(this.layout.tombstonePath(uuid)), { recursive: true });
+        await writeFileAtomic(this.layout.tombstonePath(uuid), `${JSON.stringify(tombstone)}\n`, this.layout.stagingRoot());
+      }
       const trash = this.layout.trashDir(`${process.pid}-${randomUUID()}`);
       await fs.mkdir(this.layout.trashRoot(), { recursive: true });
       await fs.rename(this.layout.imageDir(uuid), trash);
@@ -139,8 +144,9 @@ export class ImageWriter {
 
   /** Sidecar first: the manifest is what makes a change visible. */
   private async write(uuid: string, files: Partial<ImageFiles>): Promise<void> {
-    if (files.sidecar) await writeFileAtomic(this.layout.sidecarPath(uuid), `${JSON.stringify(files.sidecar, null, 2)}\n`);
-    if (files.manifest) await writeFileAtomic(this.layout.manifestPath(uuid), `${JSON.stringify(files.manifest, null, 2)}\n`);
+    const staging = this.layout.stagingRoot();
+    if (files.sidecar) await writeFileAtomic(this.layout.sidecarPath(uuid), `${JSON.stringify(files.sidecar, null, 2)}\n`, staging);
+    if (files.manifest) await writeFileAtomic(this.layout.manifestPath(uuid), `${JSON.stringify(files.manifest, null, 2)}\n`, staging);
   }
 
   private async refuseDeleted(uuid: string): Promise<void> {

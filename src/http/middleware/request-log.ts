@@ -21,6 +21,7 @@ export function requestLog(log: Logger) {
     ctx.set('x-request-id', reqId);
     const socket = ctx.req.socket;
     const bytesBefore = socket.bytesWritten;
+    const remote = ctx.ip || socket.remoteAddress;
     ctx.res.once('close', () => {
       reqLog.info(
         {
@@ -31,7 +32,8 @@ export function requestLog(log: Logger) {
           status: ctx.res.statusCode,
           bytes: socket.bytesWritten - bytesBefore,
           latency_ms: Number(process.hrtime.bigint() - started) / 1e6,
-          remote: ctx.ip || socket.remoteAddress || null,
+          // not ctx.ip: it reads the socket again, which may be gone by now
+          remote: remote ?? null,
           complete: ctx.res.writableFinished,
         },
         'handled request',

@@ -132,9 +132,16 @@ export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
     const image: ImageRecord = ctx.state.image;
     if (image.manifest.state !== 'unactivated') throw filesImmutable(image.uuid);
     const expect = parseFileQuery(ctx, config.max_upload_bytes);
-    const record = await writer.addFile(image.uuid, { source: ctx.req, ...expect }, ({ manifest }) => {
-      if (manifest.state !== 'unactivated') throw filesImmutable(image.uuid);
-    });
+    let record: ImageRecord;
+    try {
+      record = await writer.addFile(image.uuid, { source: ctx.req, ...expect }, ({ manifest }) => {
+        if (manifest.state !== 'unactivated') throw filesImmutable(image.uuid);
+      });
+    } catch (err) {
+      // A refused upload is left unread: the connection cannot carry another request.
+      if (!ctx.req.complete) ctx.res.shouldKeepAlive = false;
+      throw err;
+    }
     reply(ctx, record);
   };
 

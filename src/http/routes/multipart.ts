@@ -28,6 +28,8 @@ export interface MultipartDeps {
 
 const MANIFEST_LIMIT = 1024 * 1024;
 
+const tooLarge = () => InvalidParameter('the "manifest" part is too large', [{ field: 'manifest', code: 'Invalid' }]);
+
 function parseManifestPart(value: string): JsonObject {
   let parsed: unknown;
   try {
@@ -39,42 +41,59 @@ function parseManifestPart(value: string): JsonObject {
   return parsed;
 }
 
+/** The text of a manifest sent as a file part, as `curl -F manifest=@m.json` does. */
+async function readManifestFile(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > MANIFEST_LIMIT) throw tooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export function createFromMultipart(ctx: Context, deps: MultipartDeps): Promise<ImageRecord> {
   return new Promise((resolve, reject) => {
-    let raw: JsonObject | undefined;
+    let manifest: Promise<JsonObject> | undefined;
     let sawFile = false;
     const fail = (err: unknown) => {
-      // The rest of the upload is not wanted: close the connection after answering.
+      // The rest of the upload is not wanted: close the connection after answering
+      // (through the response itself: the error middleware replaces the headers).
       ctx.req.unpipe(bb);
-      ctx.set('Connection', 'close');
+      ctx.res.shouldKeepAlive = false;
       reject(err);
     };
-    const bb = busboy({ headers: ctx.req.headers, limits: { files: 1, fields: 8, fieldSize: MANIFEST_LIMIT } });
+    // A bad manifest is refused as soon as it is read, file part or not; and
+    // nothing throws inside busboy's events, which would kill the process.
+    const takeManifest = (text: Promise<string>) => {
+      manifest = text.then(parseManifestPart);
+      manifest.catch(fail);
+    };
+    // files: the manifest may come as a file part too.
+    const bb = busboy({ headers: ctx.req.headers, limits: { files: 2, fields: 8, fieldSize: MANIFEST_LIMIT } });
     bb.on('field', (name, value, info) => {
       if (name !== 'manifest') return;
-      if (info.valueTruncated) {
-        fail(InvalidParameter('the "manifest" part is too large', [{ field: 'manifest', code: 'Invalid' }]));
-        return;
-      }
-      // A throw here would escape busboy's event into the request stream and kill the process.
-      try {
-        raw = parseManifestPart(value);
-      } catch (err) {
-        fail(err);
-      }
+      if (info.valueTruncated) fail(tooLarge());
+      else takeManifest(Promise.resolve(value));
     });
     bb.on('file', (name, stream) => {
+      if (name === 'manifest') {
+        takeManifest(readManifestFile(stream));
+        return;
+      }
       if (name !== 'file') {
         stream.resume();
         return;
       }
       sawFile = true;
-      if (!raw) {
+      if (!manifest) {
         stream.resume();
         fail(InvalidParameter('the "manifest" part must come before the "file" part', [{ field: 'manifest', code: 'MissingParameter' }]));
         return;
       }
-      publish(ctx, deps, raw, stream).then(resolve, fail);
+      // A manifest file part may still be finishing when the next part starts.
+      manifest.then((raw) => publish(ctx, deps, raw, stream)).then(resolve, fail);
     });
     bb.on('close', () => {
       if (!sawFile) fail(InvalidParameter('the upload has no "file" part', [{ field: 'file', code: 'MissingParameter' }]));
