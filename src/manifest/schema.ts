@@ -1,6 +1,6 @@
 /*
- * Which values imgmanifest 3.2.1 accepts, as JSON Schemas compiled once at
- * load. validate.ts strings these checks together in imgmanifest's order,
+ * Which values imgmanifest 3.2.1 accepts, as JSON Schemas, each compiled
+ * once, on first use. validate.ts strings these checks together in imgmanifest's order,
  * with its codes and messages; this file only decides pass or fail.
  *
  * imgmanifest is plain JavaScript and leans on coercion: `RE.test(value)`
@@ -10,7 +10,7 @@
  * a check passes exactly when imgmanifest's does (the cross-check test in
  * test/manifest holds us to that).
  */
-import { Ajv, type SchemaObject } from 'ajv';
+import { Ajv, type SchemaObject, type ValidateFunction } from 'ajv';
 import { COMPRESSIONS, STATES } from './types.js';
 
 export const MAX_NAME_LENGTH = 1024;
@@ -160,10 +160,13 @@ const SCHEMAS = {
 
 export type Predicate = (value: unknown) => boolean;
 
-/** One predicate per schema above, compiled now. */
+/**
+ * One predicate per schema above, each compiled on first use: a server that
+ * only reads never pays for them at start-up.
+ */
 export const is = Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => {
-  const check = ajv.compile(schema as SchemaObject);
-  const predicate: Predicate = (value) => check(value);
+  let check: ValidateFunction | undefined;
+  const predicate: Predicate = (value) => (check ??= ajv.compile(schema as SchemaObject))(value);
   return [name, predicate];
 })) as Record<keyof typeof SCHEMAS, Predicate>;
 
@@ -174,10 +177,13 @@ const collector = new Ajv({ strict: true, allErrors: true, ownProperties: true }
 
 /** Own keys of an object not in `known`, in the object's key order. */
 export function unknownKeys(known: string[]): (data: object) => string[] {
-  const check = collector.compile({
-    type: 'object',
-    properties: Object.fromEntries(known.map((key) => [key, true])),
-    additionalProperties: false,
-  });
-  return (data) => (check(data) ? [] : check.errors!.map((e) => String(e.params.additionalProperty)));
+  let check: ValidateFunction | undefined;
+  return (data) => {
+    check ??= collector.compile({
+      type: 'object',
+      properties: Object.fromEntries(known.map((key) => [key, true])),
+      additionalProperties: false,
+    });
+    return check(data) ? [] : check.errors!.map((e) => String(e.params.additionalProperty));
+  };
 }

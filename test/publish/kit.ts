@@ -37,6 +37,9 @@ export async function writableServer(
   opts: { serveDir?: string; config?: Record<string, unknown> } = {},
 ): Promise<TestServer & { port: number }> {
   const server = await startServer(t, { ...opts, config: { ...(await writers()), ...opts.config } });
+  // The MD5 worker records what it computes in server.json: let it finish
+  // before a test snapshots serve_dir.
+  await server.store.digestsIdle();
   return { ...server, port: Number(new URL(server.url).port) };
 }
 

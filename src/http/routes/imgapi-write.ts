@@ -8,7 +8,6 @@
 import type Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
-import { koaBody } from 'koa-body';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config.js';
 import { ApiError, ImageUuidAlreadyExists, InvalidHeader, InvalidParameter } from '../../errors.js';
@@ -39,13 +38,19 @@ const filesImmutable = (uuid: string) =>
 const originMissing = (origin: string) =>
   new ApiError('OriginDoesNotExist', 422, `origin image "${origin}" does not exist`);
 
-/** JSON bodies only, small, and only where a route takes one; `{}` for an empty body. */
-const jsonBody = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: '1mb' });
+/**
+ * JSON bodies only, small, and only where a route takes one; `{}` for an
+ * empty body. koa-body is loaded on the first write: it is the heaviest
+ * module we have, and a read-only server should start without it.
+ */
+let jsonBody: Promise<Middleware> | undefined;
 
 async function reqJson(ctx: Context, next: Next): Promise<void> {
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
   if (hasBody && !ctx.is('json')) throw InvalidHeader('send the body as Content-Type: application/json');
-  await jsonBody(ctx, next);
+  jsonBody ??= import('koa-body').then(({ koaBody }) =>
+    koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: '1mb' }));
+  await (await jsonBody)(ctx, next);
 }
 
 export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
