@@ -6,16 +6,12 @@
  * $IMAGE_SERVER_CONFIG, else config.json at the repository root.
  */
 import { Command } from 'commander';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, type Config } from '../config.js';
-import { CliError } from '../errors.js';
-import { passwdCommand, tokenCommand } from './credentials.js';
 import { serve } from '../main.js';
-import { ROOT_URL, VERSION } from '../version.js';
-
-function configPath(option: string | undefined): string {
-  return option ?? process.env.IMAGE_SERVER_CONFIG ?? fileURLToPath(new URL('config.json', ROOT_URL));
-}
+import { VERSION } from '../version.js';
+import { configPath, run } from './common.js';
+import { passwdCommand, tokenCommand } from './credentials.js';
+import { sshCommand } from './ssh-command.js';
 
 function printConfig(config: Readonly<Config>, key: string | undefined): void {
   if (key === undefined) {
@@ -48,8 +44,8 @@ program.command('token <name>')
   .description('issue a bearer token: printed once on stdout, its "tokens" entry on stderr')
   .action(tokenCommand);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const message = err instanceof ConfigError ? err.message : (err as Error)?.message ?? String(err);
-  process.stderr.write(`image-server: ${message}\n`);
-  process.exit(err instanceof CliError ? err.exitCode : 1);
-});
+program.command('ssh-command')
+  .description('forced command for authorized_keys: runs only import-image, with this configuration')
+  .action(() => sshCommand(configPath(program.opts().config), process.env.SSH_ORIGINAL_COMMAND));
+
+run(program);

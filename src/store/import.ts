@@ -49,7 +49,7 @@ export class ImportTxn {
     // not destroy the HTTP request under it, or the client never gets its 400.
     await pipeline(source.iterator({ destroyOnReturn: false }), digester, file);
     const digest = digester.digest();
-    if (digest.size === 0) throw download('the uploaded file is empty');
+    if (digest.size === 0) throw download('the image file is empty');
     if (expect.size !== undefined && digest.size !== expect.size) {
       throw download(`"size" ${expect.size} does not match the uploaded file size, ${digest.size}`);
     }

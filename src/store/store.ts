@@ -30,6 +30,11 @@ export interface StoreOptions {
   log: Logger;
   scanIntervalMs?: number;
   fullScanIntervalMs?: number;
+  /**
+   * false for one-shot commands (import-image, admin tools): no polling and
+   * no background hashing, just the index as it is now.
+   */
+  watch?: boolean;
 }
 
 /** How many directories a rescan loads before letting requests run. */
@@ -65,6 +70,7 @@ export class ImageStore extends EventEmitter {
     this.log = opts.log.child({ component: 'store' });
     this.realRoot = realRoot;
     this.digests = new DigestWorker(this.layout, this.log, () => this.list());
+    if (opts.watch === false) this.digests.stop();
   }
 
   static async open(opts: StoreOptions): Promise<ImageStore> {
@@ -76,7 +82,7 @@ export class ImageStore extends EventEmitter {
     if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
     await store.rescan(true);
     store.log.info({ images: store.images.size, broken: store.broken.size }, 'index loaded');
-    store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
+    if (opts.watch !== false) store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
     return store;
   }
 
