@@ -45,6 +45,8 @@ export interface Config {
   max_upload_bytes: number;
   /** Unactivated images untouched for this long are removed. */
   unactivated_ttl_hours: number;
+  /** GET /metrics: open to all, for authenticated users only, or not served. */
+  metrics: 'public' | 'auth' | 'off';
   /** The file this was read from (absolute), for messages and `config`. */
   config_path: string;
 }
@@ -101,6 +103,7 @@ const schema = {
     default_public: { type: 'boolean', default: true },
     max_upload_bytes: { type: 'integer', minimum: 1, default: 20 * 1024 ** 3 },
     unactivated_ttl_hours: { type: 'number', exclusiveMinimum: 0, default: 24 },
+    metrics: { enum: ['public', 'auth', 'off'], default: 'public' },
   },
 } as const;
 

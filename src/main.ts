@@ -5,6 +5,7 @@
 import { ConfigError, loadConfig } from './config.js';
 import { Credentials } from './credentials.js';
 import { createApp } from './http/app.js';
+import { Metrics } from './http/metrics.js';
 import { listen } from './http/server.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
@@ -26,7 +27,8 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   });
   const credentials = new Credentials(config);
   const writer = new ImageWriter(store);
-  const app = createApp({ config, store, writer, credentials, log, version: VERSION });
+  const metrics = new Metrics(store, writer);
+  const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION });
   const listening = await listen(app, config);
   const reaper = setInterval(() => {
     reapUnactivated(store, writer, config.unactivated_ttl_hours * 3_600_000, log)

@@ -12,6 +12,7 @@ import type { Credentials } from '../credentials.js';
 import type { ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
 import { ResponseCache } from './json.js';
+import type { Metrics } from './metrics.js';
 import { acceptVersion } from './middleware/accept-version.js';
 import { authenticate } from './middleware/auth.js';
 import { cors } from './middleware/cors.js';
@@ -20,6 +21,7 @@ import { requestLog } from './middleware/request-log.js';
 import { mountDsapi } from './routes/dsapi.js';
 import { mountImgapi } from './routes/imgapi.js';
 import { mountImgapiWrites } from './routes/imgapi-write.js';
+import { mountMetrics } from './routes/metrics.js';
 import { mountRoot } from './routes/root.js';
 
 export interface AppDeps {
@@ -27,6 +29,7 @@ export interface AppDeps {
   store: ImageStore;
   writer: ImageWriter;
   credentials: Credentials;
+  metrics: Metrics;
   log: Logger;
   version: string;
 }
@@ -38,6 +41,7 @@ export function createRouter(deps: AppDeps): Router {
   mountImgapi(router, { store: deps.store, version: deps.version, cache });
   mountDsapi(router, { store: deps.store, config: deps.config, cache });
   mountImgapiWrites(router, { store: deps.store, writer: deps.writer, config: deps.config });
+  mountMetrics(router, deps.metrics, deps.config.metrics);
   return router;
 }
 
@@ -52,6 +56,7 @@ export function createApp(deps: AppDeps): Koa {
     deps.log.error({ err }, 'unhandled error');
   });
   app.use(requestLog(deps.log));
+  app.use(deps.metrics.observe());
   app.use(errorBodies);
   app.use(cors);
   app.use(acceptVersion);

@@ -195,6 +195,10 @@ export function openApiDocument(version: string) {
       '/': read('Root', 'HTML for browsers, a JSON summary otherwise', {
         200: { description: 'Service summary', content: { 'application/json': { schema: { type: 'object' } }, 'text/html': {} } },
       }),
+      '/metrics': read('GetMetrics', 'Prometheus metrics (the metrics key: public, auth or off)', {
+        200: { description: 'Prometheus text format', content: { 'text/plain': {} } },
+        401: errorResponse('Credentials required (metrics: auth)'),
+      }),
       '/openapi.json': read('GetOpenApi', 'This document', { 200: json({ type: 'object' }, 'OpenAPI 3.1') }),
       '/ping': read('Ping', 'Liveness; imgadm requires imgapi: true', { 200: json(ref('Ping'), 'pong') }),
       '/images': { ...writes['/images'], ...read('ListImages', 'Images sorted by (published_at, uuid)', {

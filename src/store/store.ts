@@ -63,6 +63,8 @@ export class ImageStore extends EventEmitter {
   private readonly digests: DigestWorker;
   /** Bumped on every change, so callers can cache what they derive from the index. */
   generation = 0;
+  /** Seconds the last quick and the last full rescan took. */
+  readonly lastScanSeconds: { quick?: number; full?: number } = {};
 
   private constructor(opts: StoreOptions, realRoot: string) {
     super();
@@ -185,7 +187,7 @@ export class ImageStore extends EventEmitter {
       if (i + BATCH < names.length) await yieldToLoop();
     }
     if (changed) this.indexChanged();
-    this.emit('scanned', { full, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    this.lastScanSeconds[full ? 'full' : 'quick'] = Number(process.hrtime.bigint() - started) / 1e9;
   }
 
   /** Re-reads one image folder now, after this process changed it. */

@@ -6,6 +6,7 @@
  * call returns, so the caller's next read sees the change.
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -34,8 +35,26 @@ export interface ImageFiles {
 
 export type Change = (current: ImageFiles) => Partial<ImageFiles> | Promise<Partial<ImageFiles>>;
 
-export class ImageWriter {
-  constructor(private readonly store: ImageStore) {}
+/**
+ * Emits 'import' ({ ok: boolean }) once for every file it takes in, so
+ * metrics can count imports without the store knowing about them.
+ */
+export class ImageWriter extends EventEmitter {
+  constructor(private readonly store: ImageStore) {
+    super();
+  }
+
+  /** Reports the outcome of taking in one file. */
+  private async counted<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work();
+      this.emit('import', { ok: true });
+      return result;
+    } catch (err) {
+      this.emit('import', { ok: false });
+      throw err;
+    }
+  }
 
   private get layout() {
     return this.store.layout;
@@ -46,7 +65,7 @@ export class ImageWriter {
     const uuid = String(manifest.uuid);
     await this.refuseDeleted(uuid);
     const txn = await ImportTxn.begin(this.layout);
-    try {
+    const publish = async () => {
       if (file) {
         const name = fileNameFor(String(manifest.name), String(manifest.version), file.compression);
         const digest = await txn.receiveFile(file.source, name, file.expect);
@@ -54,6 +73,9 @@ export class ImageWriter {
         sidecar = { ...sidecar, files: [{ name, md5: digest.md5 }], uploaded_at: new Date().toISOString() };
       }
       await txn.publish(uuid, manifest, sidecar);
+    };
+    try {
+      await (file ? this.counted(publish) : publish());
     } finally {
       await txn.abort();
     }
@@ -70,34 +92,48 @@ export class ImageWriter {
     if (!current) throw ResourceNotFound(`image ${uuid} not found`);
     const txn = await ImportTxn.begin(this.layout);
     try {
-      const name = fileNameFor(current.manifest.name, current.manifest.version, file.compression);
-      const digest = await txn.receiveFile(file.source, name, file.expect);
-      await withImageLock(this.layout, uuid, async () => {
-        const now = this.read(uuid);
-        check(now);
-        const old = now.sidecar.files?.[0]?.name;
-        // Forget the old file first: a crash in between leaves an image without a file, never a mismatch.
-        await this.write(uuid, { manifest: { ...now.manifest, files: [] }, sidecar: { ...now.sidecar, files: [] } });
-        if (old && old !== name) await fs.rm(this.layout.filePath(uuid, old), { force: true });
-        await txn.adoptFile(name, uuid, name);
-        await this.write(uuid, {
-          sidecar: { ...now.sidecar, files: [{ name, md5: digest.md5 }], uploaded_at: new Date().toISOString() },
-          manifest: { ...now.manifest, files: [{ sha1: digest.sha1, size: digest.size, compression: file.compression }] },
-        });
-      });
+      await this.counted(() => this.swapFile(txn, current, file, check));
     } finally {
       await txn.abort();
     }
     return this.indexed(uuid);
   }
 
+  private async swapFile(txn: ImportTxn, current: ImageRecord, file: IncomingFile, check: (current: ImageFiles) => void) {
+    const uuid = current.uuid;
+    const name = fileNameFor(current.manifest.name, current.manifest.version, file.compression);
+    const digest = await txn.receiveFile(file.source, name, file.expect);
+    await withImageLock(this.layout, uuid, async () => {
+      const now = this.read(uuid);
+      check(now);
+      const old = now.sidecar.files?.[0]?.name;
+      // Forget the old file first: a crash in between leaves an image without a file, never a mismatch.
+      await this.write(uuid, { manifest: { ...now.manifest, files: [] }, sidecar: { ...now.sidecar, files: [] } });
+      if (old && old !== name) await fs.rm(this.layout.filePath(uuid, old), { force: true });
+      await txn.adoptFile(name, uuid, name);
+      await this.write(uuid, {
+        sidecar: { ...now.sidecar, files: [{ name, md5: digest.md5 }], uploaded_at: new Date().toISOString() },
+        manifest: { ...now.manifest, files: [{ sha1: digest.sha1, size: digest.size, compression: file.compression }] },
+      });
+    });
+  }
+
   /** Applies `change` to the manifest and sidecar under the image's lock. */
   async change(uuid: string, change: Change): Promise<ImageRecord> {
+    await this.changeOnDisk(uuid, change);
+    return this.indexed(uuid);
+  }
+
+  /**
+   * The same, for an image the index may not serve at all (verify --repair
+   * disables folders whose file is missing or truncated).
+   */
+  async changeOnDisk(uuid: string, change: Change): Promise<void> {
     await withImageLock(this.layout, uuid, async () => {
       const current = this.read(uuid);
       await this.write(uuid, await change(current));
     });
-    return this.indexed(uuid);
+    this.store.refreshNow(uuid);
   }
 
   /**

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { buildConfig, type Config } from '../../src/config.js';
 import { createApp } from '../../src/http/app.js';
+import { Metrics } from '../../src/http/metrics.js';
 import { listen, type Listening } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
 import { Credentials, hashPassword } from '../../src/credentials.js';
@@ -27,6 +28,7 @@ export interface TestServer {
   url: string;
   writer: ImageWriter;
   credentials: Credentials;
+  metrics: Metrics;
   config: Readonly<Config>;
   store: ImageStore;
   listening: Listening;
@@ -61,13 +63,14 @@ export async function startServer(
   });
   const credentials = new Credentials(config);
   const writer = new ImageWriter(store);
-  const app = createApp({ config, store, writer, credentials, log, version: VERSION });
+  const metrics = new Metrics(store, writer);
+  const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION });
   const listening = await listen(app, config);
   t.teardown(async () => {
     store.close();
     await listening.close(0);
   });
-  return { url: listening.where, writer, credentials, config, store, listening, logs, serveDir };
+  return { url: listening.where, writer, credentials, metrics, config, store, listening, logs, serveDir };
 }
 
 /** Polls `check` until it returns true or `ms` pass; returns the time taken. */

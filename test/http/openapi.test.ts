@@ -75,7 +75,7 @@ test('the document is well-formed: operations, path parameters, responses and sc
 test('every route and method the router registers is in the document, and no other', async (t) => {
   const { srv, doc } = await served(t);
   const router = createRouter({
-    config: srv.config, store: srv.store, writer: srv.writer, credentials: srv.credentials,
+    config: srv.config, store: srv.store, writer: srv.writer, credentials: srv.credentials, metrics: srv.metrics,
     log: createLogger('fatal'), version: VERSION,
   });
   const routed = new Set<string>();

@@ -30,8 +30,13 @@ export function authenticate(credentials: Credentials, readAuth: boolean) {
   };
 }
 
-/** The step every write route starts with. */
-export async function reqWriter(ctx: Context, next: Next): Promise<void> {
-  if (!ctx.state.principal) throw Unauthorized('publishing requires credentials (HTTP Basic or a bearer token)');
-  await next();
+/** A step that lets only authenticated callers on; `what` says what for. */
+export function reqCredentials(what: string) {
+  return async function reqAuthenticated(ctx: Context, next: Next): Promise<void> {
+    if (!ctx.state.principal) throw Unauthorized(`${what} requires credentials (HTTP Basic or a bearer token)`);
+    await next();
+  };
 }
+
+/** The step every write route starts with. */
+export const reqWriter = reqCredentials('publishing');
