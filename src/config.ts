@@ -45,6 +45,10 @@ export interface Config {
   max_upload_bytes: number;
   /** Unactivated images untouched for this long are removed. */
   unactivated_ttl_hours: number;
+  /** Background integrity scrub: MB/s to read at (0: off), how often, and whether to disable what fails. */
+  scrub_rate_mb_s: number;
+  scrub_interval_hours: number;
+  scrub_repair: boolean;
   /** GET /metrics: open to all, for authenticated users only, or not served. */
   metrics: 'public' | 'auth' | 'off';
   /** The file this was read from (absolute), for messages and `config`. */
@@ -104,6 +108,9 @@ const schema = {
     max_upload_bytes: { type: 'integer', minimum: 1, default: 20 * 1024 ** 3 },
     unactivated_ttl_hours: { type: 'number', exclusiveMinimum: 0, default: 24 },
     metrics: { enum: ['public', 'auth', 'off'], default: 'public' },
+    scrub_rate_mb_s: { type: 'number', minimum: 0, default: 0 },
+    scrub_interval_hours: { type: 'number', exclusiveMinimum: 0, default: 24 },
+    scrub_repair: { type: 'boolean', default: false },
   },
 } as const;
 

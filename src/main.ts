@@ -2,19 +2,15 @@
  * Wiring: config → logger → store → app → listener → signals. The only
  * module that knows every other one.
  */
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { Credentials } from './credentials.js';
 import { createApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { listen } from './http/server.js';
-import type { Config } from './config.js';
-import type { Logger } from './log.js';
-import { createLogger } from './log.js';
+import { startJobs } from './jobs.js';
+import { createLogger, type Logger } from './log.js';
 import { ImageStore } from './store/store.js';
 import { ImageWriter } from './store/writer.js';
-import { reapUnactivated } from './store/reaper.js';
-
-const REAP_INTERVAL_MS = 10 * 60_000;
 import { VERSION } from './version.js';
 
 export async function serve(config: Readonly<Config>): Promise<void> {
@@ -30,10 +26,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const metrics = new Metrics(store, writer);
   const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION });
   const listening = await listen(app, config);
-  const reaper = setInterval(() => {
-    reapUnactivated(store, writer, config.unactivated_ttl_hours * 3_600_000, log)
-      .catch((err: unknown) => log.error({ err }, 'reaping unactivated images failed'));
-  }, REAP_INTERVAL_MS).unref();
+  const stopJobs = startJobs(store, writer, config, log);
   log.info({ where: listening.where, serve_dir: config.serve_dir, version: VERSION }, 'listening');
 
   process.on('SIGHUP', () => {
@@ -47,7 +40,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     stopping = true;
     log.info({ signal, drain_ms: config.drain_timeout_ms }, 'stopping: draining requests in flight');
     store.close();
-    clearInterval(reaper);
+    stopJobs();
     void listening.close(config.drain_timeout_ms).then(() => {
       log.info('stopped');
       log.flush();

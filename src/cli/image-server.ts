@@ -9,8 +9,10 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { serve } from '../main.js';
 import { VERSION } from '../version.js';
+import { addAdminCommands } from './admin.js';
 import { configPath, run } from './common.js';
 import { passwdCommand, tokenCommand } from './credentials.js';
+import { addSmfCommand } from './smf.js';
 import { sshCommand } from './ssh-command.js';
 
 function printConfig(config: Readonly<Config>, key: string | undefined): void {
@@ -44,8 +46,12 @@ program.command('token <name>')
   .description('issue a bearer token: printed once on stdout, its "tokens" entry on stderr')
   .action(tokenCommand);
 
+addAdminCommands(program);
+
 program.command('ssh-command')
   .description('forced command for authorized_keys: runs only import-image, with this configuration')
   .action(() => sshCommand(configPath(program.opts().config), process.env.SSH_ORIGINAL_COMMAND));
+
+addSmfCommand(program);
 
 run(program);

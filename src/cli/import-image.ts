@@ -8,6 +8,10 @@
  * transaction as HTTP uploads: nothing is visible until the whole stream is
  * in, verified and fsynced, and a running server shows the image within
  * seconds. Prints the new image's UUID, and nothing else, on stdout.
+ *
+ * --sealed: the stream ends with a seal line (see seal.ts) that the sender
+ * writes only when every stage before ssh succeeded; without it, or if it
+ * does not match, nothing is published. mkimg always sends one.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -28,6 +32,7 @@ import { ImageWriter } from '../store/writer.js';
 import { VERSION } from '../version.js';
 import { configPath, run } from './common.js';
 import { progressMeter } from './progress.js';
+import { SealCheck } from './seal.js';
 
 /** Names the lock that makes NAME@VERSION unique among concurrent imports. */
 const NAME_VERSION_NAMESPACE = '8b6b1b4e-4c0a-4f31-9a3e-5d6f3c2a9e10';
@@ -43,6 +48,7 @@ interface Options {
   set: [string, unknown][];
   manifest?: string;
   compression?: Compression;
+  sealed?: boolean;
   config?: string;
 }
 
@@ -58,6 +64,13 @@ function keyValue(arg: string, previous: [string, unknown][]): [string, unknown]
     // a plain string
   }
   return [...previous, [arg.slice(0, eq), value]];
+}
+
+/** KEY=VALUE, VALUE kept as typed: a tag "kernel_version=3.10" must not become 3.1. */
+function keyString(arg: string, previous: [string, unknown][]): [string, unknown][] {
+  const eq = arg.indexOf('=');
+  if (eq < 1) throw new InvalidArgumentError(`expected KEY=VALUE, got "${arg}"`);
+  return [...previous, [arg.slice(0, eq), arg.slice(eq + 1)]];
 }
 
 function readManifestFile(file: string): JsonObject {
@@ -97,17 +110,29 @@ function refuseTaken(store: ImageStore, m: JsonObject): void {
   if (typeof m.origin === 'string' && !store.get(m.origin)) throw new CliError(`origin image ${m.origin} does not exist`);
 }
 
-/** What will be stored: the stream as given, its compression, and a gzip check when it is gzip. */
-async function prepareStream(stdin: Readable, compression: Compression | undefined) {
-  let source = stdin;
-  let kind = compression;
-  if (!kind) ({ compression: kind, stream: source } = await sniffStream(stdin));
+/**
+ * What will be stored: the stream as given (minus its seal when sealed), its
+ * compression, and a gzip check when it is gzip.
+ */
+async function prepareStream(stdin: Readable, compression: Compression | undefined, sealed: boolean) {
   // pipeline() hands the error of any stage to the last one, which the import reads.
+  let source: Readable = sealed ? pipeline(stdin, new SealCheck(), () => undefined) : stdin;
+  let kind = compression;
+  if (!kind) ({ compression: kind, stream: source } = await sniffStream(source));
   if (kind === 'gzip') source = pipeline(source, new GzipCheck(), () => undefined);
   return { source, compression: kind };
 }
 
 async function importImage(name: string, version: string, description: string, opts: Options): Promise<void> {
+  if (process.stdin.isTTY) throw new CliError('the image stream is read from stdin, which is a terminal: pipe or redirect it in');
+  // Node ends a process whose event loop ran dry even with this import
+  // still pending, with status 0; a stalled stream must fail loudly instead.
+  let finished = false;
+  process.once('beforeExit', () => {
+    if (finished) return;
+    process.stderr.write('import-image: the import stalled before the stream ended (internal error); nothing was published\n');
+    process.exit(1);
+  });
   const config = loadConfig(configPath(opts.config));
   const manifest = composeManifest(name, version, description, opts, config);
   const log = createLogger('warn', process.stderr);
@@ -117,7 +142,7 @@ async function importImage(name: string, version: string, description: string, o
   const record = await withImageLock(store.layout, lockName, async () => {
     await store.rescan();
     refuseTaken(store, manifest);
-    const { source, compression } = await prepareStream(process.stdin, opts.compression);
+    const { source, compression } = await prepareStream(process.stdin, opts.compression, opts.sealed === true);
     const meter = progressMeter(process.stderr);
     const sidecar = withHistory({ source: { via: 'import-image' } }, 'imported');
     try {
@@ -131,6 +156,7 @@ async function importImage(name: string, version: string, description: string, o
     }
   });
   store.close();
+  finished = true;
   process.stdout.write(`${record.uuid}\n`);
 }
 
@@ -145,11 +171,12 @@ const program = new Command('import-image')
   .option('--uuid <uuid>', 'the image uuid (default: a new one)')
   .option('--origin <uuid>', 'the origin of an incremental image (it must exist)')
   .option('--homepage <url>', 'homepage URL')
-  .option('--tag <key=value>', 'a tag; repeatable', keyValue, [])
+  .option('--tag <key=value>', 'a tag (a string value); repeatable', keyString, [])
   .option('--requirement <key=value>', 'a requirement: brand=lx, min_platform=\'{"7.0":"20240101T000000Z"}\', …; repeatable', keyValue, [])
   .option('--set <key=value>', 'any other manifest field (JSON value), e.g. nic_driver=virtio; repeatable', keyValue, [])
   .option('--manifest <file>', 'a full manifest; the arguments and flags override it')
   .addOption(new Option('--compression <kind>', 'how the stream is compressed (default: detected)').choices(COMPRESSIONS))
+  .option('--sealed', 'the stream ends with an IMAGE-SERVER-SEAL line (size and sha1); publish only if it is there and matches')
   .option('-c, --config <path>', 'configuration file (default: $IMAGE_SERVER_CONFIG or ./config.json of the install)')
   .action(importImage);
 

@@ -21,7 +21,10 @@ export function shellWords(command: string): string[] {
   };
   while (i < command.length) {
     const c = command[i]!;
-    if (c === ' ' || c === '\t' || c === '\n') {
+    if (c === '\n') {
+      // To a shell an unquoted newline ends the command, as ";" does.
+      throw new ShellWordsError('a newline must be quoted: one command only');
+    } else if (c === ' ' || c === '\t') {
       if (word !== null) words.push(word);
       word = null;
       i++;
@@ -38,7 +41,7 @@ export function shellWords(command: string): string[] {
       if (command[i + 1] !== '\n') add(command[i + 1]!);
       i += 2;
     } else if (SPECIAL_UNQUOTED.has(c)) {
-      throw new ShellWordsError(`"${c}" must be quoted`);
+      throw new ShellWordsError(`"${c}" must be quoted (no shell runs here: one command, nothing expanded)`);
     } else {
       add(c);
       i++;

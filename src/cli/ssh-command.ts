@@ -4,7 +4,9 @@
  * splits it without a shell (see shell-words.ts), runs nothing but
  * import-image, and pins its configuration to the one the key names, so
  * the client chooses the image's name and description, never which server
- * or folder it lands in.
+ * or folder it lands in. --manifest is refused too: it names a file on
+ * this host, which a client could only use to read files it has no
+ * business with.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -14,11 +16,15 @@ import { ShellWordsError, shellWords } from './shell-words.js';
 
 const IMPORT_IMAGE = fileURLToPath(new URL('./import-image.js', import.meta.url));
 
-/** -c, -cFILE, a short-option cluster holding c, --config, --config=FILE; none after "--". */
-function configOption(args: string[]): string | undefined {
+/**
+ * The first option that reads a file on this host: -c, -cFILE, a
+ * short-option cluster holding c, --config[=FILE], --manifest[=FILE]; none
+ * after "--". Errs on the side of refusing (an option value that looks like one).
+ */
+function hostFileOption(args: string[]): string | undefined {
   for (const arg of args) {
     if (arg === '--') return undefined;
-    if (arg === '--config' || arg.startsWith('--config=') || /^-[^-]*c/.test(arg)) return arg;
+    if (/^--(config|manifest)(=|$)/.test(arg) || /^-[^-]*c/.test(arg)) return arg;
   }
   return undefined;
 }
@@ -41,8 +47,13 @@ export async function sshCommand(pinnedConfig: string, original: string | undefi
   if (command === undefined || path.basename(command) !== 'import-image' || (command.includes('/') && !path.isAbsolute(command))) {
     throw new CliError(`refused: this key runs only import-image, not ${JSON.stringify(command ?? '')}`);
   }
-  const option = configOption(args);
-  if (option) throw new CliError(`refused: ${option}: the configuration is set by the key, not the client`);
+  const option = hostFileOption(args);
+  if (option) {
+    if (option.startsWith('--manifest')) {
+      throw new CliError('refused: --manifest names a file on the server; over ssh give fields with --set, --tag and --requirement');
+    }
+    throw new CliError(`refused: ${option}: the configuration is set by the key, not the client`);
+  }
   const child = spawn(process.execPath, [IMPORT_IMAGE, '--config', pinnedConfig, ...args], { stdio: 'inherit' });
   const code = await new Promise<number>((resolve) => {
     child.once('exit', (status, signal) => resolve(status ?? (signal ? 128 : 1)));

@@ -29,8 +29,20 @@ export class GzipCheck extends Transform {
       return;
     }
     // Pass the bytes on at once; only wait when the checker falls behind.
-    if (this.gunzip.write(chunk)) done(null, chunk);
-    else this.gunzip.once('drain', () => done(null, chunk));
+    if (this.gunzip.write(chunk)) {
+      done(null, chunk);
+      return;
+    }
+    // A corrupt stream makes gunzip fail while we wait, and a failed stream
+    // never drains: wait for either, or the import would stall for ever.
+    const settle = () => {
+      this.gunzip.off('drain', settle);
+      this.gunzip.off('error', settle);
+      if (this.failure) done(this.failure);
+      else done(null, chunk);
+    };
+    this.gunzip.on('drain', settle);
+    this.gunzip.on('error', settle);
   }
 
   override _flush(done: TransformCallback): void {

@@ -1,8 +1,8 @@
 /*
  * Unactivated images are kept across restarts (a publish may resume), but
  * one abandoned for longer than the configured time is removed, unless
- * another image names it as origin. It was never active, so no tombstone:
- * its uuid may be published again.
+ * another image names it as origin. It was never active, so it leaves no
+ * tombstone: its uuid may be published again.
  */
 import fs from 'node:fs/promises';
 import type { Logger } from '../log.js';
@@ -23,7 +23,7 @@ export async function reapUnactivated(store: ImageStore, writer: ImageWriter, ma
     if (record.manifest.state !== 'unactivated') continue;
     if (store.dependents(record.uuid).length > 0) continue;
     if ((await lastTouched(store, record.uuid)) > cutoff) continue;
-    await writer.remove(record.uuid, null);
+    await writer.remove(record.uuid, 'reaper');
     log.info({ uuid: record.uuid, name: record.manifest.name, version: record.manifest.version },
       'removed an unactivated image abandoned for too long');
     reaped.push(record.uuid);

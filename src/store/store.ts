@@ -52,7 +52,7 @@ export class ImageStore extends EventEmitter {
   private readonly realRoot: string;
   private readonly images = new Map<string, ImageRecord>();
   /** uuid → problems last reported, so a broken directory warns once per change. */
-  private readonly broken = new Map<string, string>();
+  private readonly broken = new Map<string, string[]>();
   private sorted: ImageRecord[] | null = null;
   /** Listing positions of images removed lately, so a paging marker naming one still works. */
   private readonly departed = new Map<string, number>();
@@ -104,6 +104,11 @@ export class ImageStore extends EventEmitter {
     if (record) return { uuid, publishedMs: record.publishedMs };
     const publishedMs = this.departed.get(uuid);
     return publishedMs === undefined ? undefined : { uuid, publishedMs };
+  }
+
+  /** Image folders the index skips, with why. */
+  brokenImages(): ReadonlyMap<string, readonly string[]> {
+    return this.broken;
   }
 
   /** The images that name `uuid` as their origin. */
@@ -240,11 +245,10 @@ export class ImageStore extends EventEmitter {
       this.broken.delete(uuid);
       return hadImage;
     }
-    const summary = result.problems.join('; ');
-    if (this.broken.get(uuid) !== summary) {
+    if (this.broken.get(uuid)?.join('\n') !== result.problems.join('\n')) {
       this.log.warn({ uuid, problems: result.problems }, 'skipping image directory that cannot be served');
     }
-    this.broken.set(uuid, summary);
+    this.broken.set(uuid, result.problems);
     return hadImage;
   }
 

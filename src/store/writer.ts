@@ -138,13 +138,15 @@ export class ImageWriter extends EventEmitter {
 
   /**
    * Deletes an image: the folder is renamed out of serve_dir in one step,
-   * then removed. A `tombstone` keeps its uuid from being reused.
+   * then removed. An image that was ever activated leaves a tombstone, so
+   * its uuid is never reused by accident; one deleted before activation
+   * does not (imgadm deletes after a failed publish, then retries).
    */
-  async remove(uuid: string, tombstone: JsonObject | null): Promise<void> {
+  async remove(uuid: string, by: string): Promise<void> {
     await withImageLock(this.layout, uuid, async () => {
-      this.read(uuid);
-      if (tombstone) {
-        // .deleted/ exists only once a first activated image has been deleted.
+      const { manifest } = this.read(uuid);
+      if (manifest.state === 'active' || manifest.state === 'disabled') {
+        const tombstone = { uuid, name: manifest.name, version: manifest.version, deleted_at: new Date().toISOString(), by };
         await fs.mkdir(path.dirname(this.layout.tombstonePath(uuid)), { recursive: true });
         await writeFileAtomic(this.layout.tombstonePath(uuid), `${JSON.stringify(tombstone)}\n`, this.layout.stagingRoot());
       }

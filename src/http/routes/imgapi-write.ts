@@ -157,13 +157,7 @@ export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
       throw new ApiError('ImageHasDependentImages', 422,
         `image "${image.uuid}" is the origin of ${dependents.map((d) => d.uuid).join(', ')}`);
     }
-    // imgadm deletes after a failed publish and retries: only an image that
-    // was once activated keeps its uuid from coming back.
-    const everActive = image.manifest.state === 'active' || image.manifest.state === 'disabled';
-    const tombstone = everActive
-      ? { uuid: image.uuid, name: image.manifest.name, version: image.manifest.version, deleted_at: new Date().toISOString(), by: by(ctx) }
-      : null;
-    await writer.remove(image.uuid, tombstone);
+    await writer.remove(image.uuid, by(ctx));
     ctx.status = 204;
   };
 

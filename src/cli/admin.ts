@@ -1,0 +1,111 @@
+/*
+ * Local administration without HTTP, on the serve_dir the configuration
+ * names: `images list|show|disable|enable|delete`, `verify` and `prune`.
+ * Every change goes through the store's writer (locks, atomic writes,
+ * tombstones), so a running server sees it within seconds.
+ */
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { loadConfig } from '../config.js';
+import { CliError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { withDisabled } from '../manifest/publish.js';
+import { toImgapi } from '../manifest/views.js';
+import { planPrune, prune } from '../store/prune.js';
+import { withHistory } from '../store/sidecar.js';
+import { ImageStore, type ImageRecord } from '../store/store.js';
+import { bytesToVerify, repair, verifyImages } from '../store/verify.js';
+import { ImageWriter } from '../store/writer.js';
+import { configPath } from './common.js';
+
+const ADMIN = 'image-server (local)';
+
+async function openStore(program: Command) {
+  const config = loadConfig(configPath(program.opts().config));
+  const store = await ImageStore.open({ serveDir: config.serve_dir, log: createLogger('warn', process.stderr), watch: false });
+  return { store, writer: new ImageWriter(store) };
+}
+
+function find(store: ImageStore, uuid: string): ImageRecord {
+  const record = store.get(uuid);
+  if (!record) throw new CliError(`no image ${uuid}`);
+  return record;
+}
+
+function line(r: ImageRecord): string {
+  const size = r.manifest.files[0]?.size ?? 0;
+  return [r.uuid, r.manifest.name, r.manifest.version, r.manifest.state, r.manifest.published_at ?? '-', String(size)].join('  ');
+}
+
+function out(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function addAdminCommands(program: Command): void {
+  const images = program.command('images').description('list and change images in serve_dir, without HTTP');
+  images.command('list')
+    .description('every image: uuid, name, version, state, published_at, size')
+    .option('--json', 'the IMGAPI manifests as a JSON array')
+    .action(async (opts: { json?: boolean }) => {
+      const { store } = await openStore(program);
+      const all = store.list();
+      out(opts.json ? JSON.stringify(all.map((r) => toImgapi(r.manifest)), null, 2) : all.map(line).join('\n'));
+    });
+  images.command('show <uuid>').description('one image manifest').action(async (uuid: string) => {
+    const { store } = await openStore(program);
+    out(JSON.stringify(toImgapi(find(store, uuid).manifest), null, 2));
+  });
+  for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
+    images.command(`${verb} <uuid>`).description(`${verb} an image`).action(async (uuid: string) => {
+      const { store, writer } = await openStore(program);
+      find(store, uuid);
+      const record = await writer.change(uuid, ({ manifest, sidecar }) => ({
+        manifest: withDisabled(manifest, disabled),
+        sidecar: withHistory(sidecar, `${verb}d`, ADMIN),
+      }));
+      out(line(record));
+    });
+  }
+  images.command('delete <uuid>').description('delete an image (refused while it is an origin)').action(async (uuid: string) => {
+    const { store, writer } = await openStore(program);
+    find(store, uuid);
+    const dependents = store.dependents(uuid);
+    if (dependents.length > 0) throw new CliError(`${uuid} is the origin of ${dependents.map((d) => d.uuid).join(', ')}`);
+    await writer.remove(uuid, ADMIN);
+    out(`deleted ${uuid}`);
+  });
+
+  program.command('verify')
+    .description('re-hash every image file against its manifest; --repair disables what is corrupt')
+    .option('--repair', 'disable (never delete) the images with a problem')
+    .option('--rate <MB/s>', 'read at most this many MB per second', Number)
+    .action(async (opts: { repair?: boolean; rate?: number }) => {
+      const { store, writer } = await openStore(program);
+      if (opts.rate !== undefined && !(opts.rate > 0)) throw new CliError('--rate must be a positive number of MB/s');
+      const bar = process.stderr.isTTY ? new SingleBar({ stream: process.stderr, format: 'verify [{bar}] {percentage}% {value}/{total} bytes' }) : null;
+      bar?.start(bytesToVerify(store), 0);
+      const problems = await verifyImages(store, {
+        ...(opts.rate ? { rate: opts.rate * 1e6 } : {}),
+        progress: (n) => bar?.increment(n),
+      });
+      bar?.stop();
+      for (const p of problems) out(`CORRUPT ${p.uuid} ${p.name ?? ''} ${p.version ?? ''}: ${p.problem}`.replace(/ {2,}/g, ' '));
+      const unrepaired = opts.repair ? await repair(writer, problems) : problems;
+      if (opts.repair) for (const p of problems.filter((q) => !unrepaired.includes(q))) out(`DISABLED ${p.uuid}`);
+      out(`${store.list().length} images verified, ${problems.length} with problems`);
+      if (problems.length > 0) throw new CliError('', 1);
+    });
+
+  program.command('prune')
+    .description('keep the N newest active versions of each name; never an origin of what is kept')
+    .requiredOption('--keep <n>', 'how many active versions of each name to keep (at least 1)', Number)
+    .option('--name <name>', 'only images of this name')
+    .option('--dry-run', 'print what would be removed, change nothing')
+    .action(async (opts: { keep: number; name?: string; dryRun?: boolean }) => {
+      if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new CliError('--keep must be a whole number, at least 1');
+      const { store, writer } = await openStore(program);
+      const plan = planPrune(store.list(), opts.name === undefined ? { keep: opts.keep } : { keep: opts.keep, name: opts.name });
+      for (const r of plan) out(`${opts.dryRun ? 'would remove' : 'removing'} ${r.uuid} ${r.manifest.name} ${r.manifest.version}`);
+      if (!opts.dryRun) await prune(writer, plan, ADMIN);
+    });
+}

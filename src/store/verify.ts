@@ -1,0 +1,109 @@
+/*
+ * The integrity scrub: re-hashes every image file against the sha1 in its
+ * manifest, and reports the folders the index had to skip because a file is
+ * missing or its size is wrong. Repair disables what is wrong (never
+ * deletes), so clients stop getting it and an operator can look.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { withDisabled } from '../manifest/publish.js';
+import { withHistory } from './sidecar.js';
+import type { ImageStore } from './store.js';
+import type { ImageWriter } from './writer.js';
+
+export interface VerifyProblem {
+  uuid: string;
+  name?: string;
+  version?: string;
+  problem: string;
+}
+
+export interface VerifyOptions {
+  /** Bytes per second to read at most; undefined for as fast as the disk goes. */
+  rate?: number;
+  /** Called with the number of bytes just read. */
+  progress?: (bytes: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Holds a stream to `rate` bytes per second on average. */
+class Throttle extends Transform {
+  private readonly started = Date.now();
+  private seen = 0;
+
+  constructor(private readonly rate: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    const ahead = (this.seen / this.rate) * 1000 - (Date.now() - this.started);
+    if (ahead > 0) setTimeout(() => done(null, chunk), ahead);
+    else done(null, chunk);
+  }
+}
+
+async function sha1Of(path: string, opts: VerifyOptions): Promise<{ sha1: string; size: number }> {
+  const hash = createHash('sha1');
+  let size = 0;
+  const stages: (NodeJS.ReadableStream | NodeJS.ReadWriteStream | NodeJS.WritableStream)[] = [createReadStream(path)];
+  if (opts.rate) stages.push(new Throttle(opts.rate));
+  stages.push(new Writable({
+    write(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      opts.progress?.(chunk.length);
+      done();
+    },
+  }));
+  await pipeline(stages, opts.signal ? { signal: opts.signal } : {});
+  return { sha1: hash.digest('hex'), size };
+}
+
+/** Total bytes a full verify reads, for a progress bar. */
+export function bytesToVerify(store: ImageStore): number {
+  return store.list().reduce((sum, r) => sum + r.files.reduce((s, f) => s + f.size, 0), 0);
+}
+
+export async function verifyImages(store: ImageStore, opts: VerifyOptions = {}): Promise<VerifyProblem[]> {
+  const problems: VerifyProblem[] = [];
+  for (const [uuid, why] of store.brokenImages()) problems.push({ uuid, problem: why.join('; ') });
+  for (const record of store.list()) {
+    const { uuid, manifest } = record;
+    for (const [i, file] of record.files.entries()) {
+      const expected = manifest.files[i]!;
+      let got: { sha1: string; size: number };
+      try {
+        got = await sha1Of(store.layout.filePath(uuid, file.name), opts);
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name}: ${(err as Error).message}` });
+        continue;
+      }
+      if (got.size !== expected.size) {
+        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} is ${got.size} bytes, the manifest says ${expected.size}` });
+      } else if (got.sha1 !== expected.sha1) {
+        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} has sha1 ${got.sha1}, the manifest says ${expected.sha1}` });
+      }
+    }
+  }
+  return problems;
+}
+
+/** Disables each image with a problem; returns the ones it could not change (unreadable manifests). */
+export async function repair(writer: ImageWriter, problems: VerifyProblem[]): Promise<VerifyProblem[]> {
+  const failed: VerifyProblem[] = [];
+  for (const p of problems) {
+    try {
+      await writer.changeOnDisk(p.uuid, ({ manifest, sidecar }) => ({
+        manifest: withDisabled(manifest, true),
+        sidecar: withHistory(sidecar, `disabled by verify: ${p.problem}`, 'verify'),
+      }));
+    } catch (err) {
+      failed.push({ ...p, problem: `${p.problem} (not repaired: ${(err as Error).message})` });
+    }
+  }
+  return failed;
+}
