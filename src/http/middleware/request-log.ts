@@ -35,6 +35,7 @@ export function requestLog(log: Logger) {
           // not ctx.ip: it reads the socket again, which may be gone by now
           remote: remote ?? null,
           complete: ctx.res.writableFinished,
+          user: ctx.state.principal?.name ?? null,
         },
         'handled request',
       );
