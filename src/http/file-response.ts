@@ -9,6 +9,7 @@ import type { Context } from 'koa';
 import parseRange from 'range-parser';
 import { ApiError, ResourceNotFound } from '../errors.js';
 import type { ImageRecord, ImageStore } from '../store/store.js';
+import { streamFile } from './send-file.js';
 
 export async function sendImageFile(ctx: Context, store: ImageStore, record: ImageRecord, index: number): Promise<void> {
   const file = record.files[index];
@@ -30,10 +31,10 @@ export async function sendImageFile(ctx: Context, store: ImageStore, record: Ima
   } else if (file.md5) {
     ctx.set('Content-MD5', file.md5);
   }
-  const length = range ? range.end - range.start + 1 : file.size;
-  if (ctx.method !== 'HEAD') ctx.body = await store.openFile(record, index, range);
-  // Koa does not know a stream's length; imgadm insists on Content-Length.
-  ctx.length = length;
+  // imgadm insists on an exact Content-Length.
+  ctx.length = range ? range.end - range.start + 1 : file.size;
+  if (ctx.method === 'HEAD') return;
+  streamFile(ctx, await store.openFile(record, index), range?.start ?? 0, ctx.length);
 }
 
 /** The single range to send, or undefined for the whole file. */

@@ -4,7 +4,6 @@
  * route and status, bytes sent, downloads in flight, imports, images by
  * state, and how long the last index rescan took.
  */
-import { Readable } from 'node:stream';
 import type { Context, Next } from 'koa';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { STATES } from '../manifest/types.js';
@@ -73,7 +72,7 @@ export class Metrics {
         this.bytes.inc({ route }, socket.bytesWritten - before);
       });
       await next();
-      if (ctx.body instanceof Readable) {
+      if (ctx.state.streaming) {
         this.downloads.inc();
         ctx.res.once('close', () => this.downloads.dec());
       }

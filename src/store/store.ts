@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { ResourceNotFound } from '../errors.js';
 import { DigestWorker } from './digests.js';
@@ -117,11 +117,11 @@ export class ImageStore extends EventEmitter {
   }
 
   /**
-   * Opens files[index] of an image for reading, from `start` to `end`
-   * inclusive. The open file is checked to be the very inode the index
-   * vetted, so a file swapped or truncated behind our back is never served.
+   * Opens files[index] of an image for reading. The open file is checked to
+   * be the very inode the index vetted, so a file swapped or truncated
+   * behind our back is never served. The caller closes the handle.
    */
-  async openFile(record: ImageRecord, index: number, range?: { start: number; end: number }): Promise<Readable> {
+  async openFile(record: ImageRecord, index: number): Promise<FileHandle> {
     const file = record.files[index];
     if (!file) throw ResourceNotFound(`image "${record.uuid}" has no file`);
     const handle = await fsp.open(this.layout.filePath(record.uuid, file.name), 'r').catch(() => undefined);
@@ -132,7 +132,7 @@ export class ImageStore extends EventEmitter {
       void this.rescan(true);
       throw ResourceNotFound(`image "${record.uuid}" has no file`);
     }
-    return handle.createReadStream({ ...range, highWaterMark: 256 * 1024 });
+    return handle;
   }
 
   /** Brings the index in line with the disk; `full` also re-checks known images. */
