@@ -20,6 +20,7 @@ import type { Logger } from '../log.js';
 import { ResourceNotFound } from '../errors.js';
 import { DigestWorker } from './digests.js';
 import { removeLeftovers } from './import.js';
+import { readIndexCache, writeIndexCache } from './index-cache.js';
 import { Layout, isImageDirName } from './layout.js';
 import { dirStamp, loadImageDir, type ImageRecord, type StoredFile } from './loader.js';
 
@@ -40,6 +41,7 @@ export interface StoreOptions {
 /** How many directories a rescan loads before letting requests run. */
 const BATCH = 200;
 const MAX_DEPARTED = 10_000;
+const CACHE_WRITE_DELAY_MS = 5000;
 
 export interface SortKey {
   uuid: string;
@@ -60,6 +62,8 @@ export class ImageStore extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private scanning: Promise<void> | null = null;
   private pendingFull = false;
+  private cacheWrites = false;
+  private cacheTimer: NodeJS.Timeout | undefined;
   private readonly digests: DigestWorker;
   /** Bumped on every change, so callers can cache what they derive from the index. */
   generation = 0;
@@ -82,9 +86,19 @@ export class ImageStore extends EventEmitter {
     const store = new ImageStore(opts, realRoot);
     const leftovers = await removeLeftovers(store.layout);
     if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
-    await store.rescan(true);
-    store.log.info({ images: store.images.size, broken: store.broken.size }, 'index loaded');
-    if (opts.watch !== false) store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
+    const watch = opts.watch !== false;
+    const cached = watch ? readIndexCache(store.layout) : null;
+    for (const record of cached ?? []) store.images.set(record.uuid, record);
+    // With a snapshot, a quick scan (one stat per folder) is enough to start
+    // serving; the full scan that checks every file follows at once.
+    await store.rescan(!cached);
+    store.log.info({ images: store.images.size, broken: store.broken.size, from_cache: cached !== null }, 'index loaded');
+    if (watch) {
+      store.cacheWrites = true;
+      if (cached) void store.rescan(true);
+      else store.scheduleCacheWrite();
+      store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
+    }
     return store;
   }
 
@@ -147,6 +161,8 @@ export class ImageStore extends EventEmitter {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    clearTimeout(this.cacheTimer);
+    this.cacheWrites = false;
     this.digests.stop();
   }
 
@@ -206,6 +222,17 @@ export class ImageStore extends EventEmitter {
     this.generation++;
     this.emit('change');
     this.digests.kick();
+    this.scheduleCacheWrite();
+  }
+
+  /** Writes the index snapshot a little after the last change, not on every one. */
+  private scheduleCacheWrite(): void {
+    if (!this.cacheWrites || this.cacheTimer) return;
+    this.cacheTimer = setTimeout(() => {
+      this.cacheTimer = undefined;
+      writeIndexCache(this.layout, this.list())
+        .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
+    }, CACHE_WRITE_DELAY_MS).unref();
   }
 
   private dropMissing(present: Set<string>): boolean {

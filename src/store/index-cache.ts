@@ -1,0 +1,50 @@
+/*
+ * A snapshot of the index, so a restart need not re-read every folder
+ * before it can answer: a server with 10,000 images would otherwise spend
+ * most of its start-up in open/read/stat. The snapshot is only a head
+ * start: each entry still has to match its folder's stamp at load, and a
+ * full rescan right after start checks manifests and files as always.
+ * Written by the server (atomically, a few seconds after the index
+ * changes), read only by a server of the same version.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { VERSION } from '../version.js';
+import { writeFileAtomic } from './atomic.js';
+import type { Layout } from './layout.js';
+import type { ImageRecord } from './loader.js';
+
+const FORMAT = 1;
+
+interface Snapshot {
+  format: number;
+  version: string;
+  root: string;
+  records: (Omit<ImageRecord, 'files'> & { files: (Omit<ImageRecord['files'][number], 'mtime'>)[] })[];
+}
+
+export function cachePath(layout: Layout): string {
+  return path.join(layout.root, '.index-cache.json');
+}
+
+/** The cached records, or null when there is no usable snapshot. */
+export function readIndexCache(layout: Layout): ImageRecord[] | null {
+  let snapshot: Snapshot;
+  try {
+    snapshot = JSON.parse(fs.readFileSync(cachePath(layout), 'utf8')) as Snapshot;
+  } catch {
+    return null;
+  }
+  if (snapshot.format !== FORMAT || snapshot.version !== VERSION || snapshot.root !== layout.root) return null;
+  return snapshot.records.map((r) => ({ ...r, files: r.files.map((f) => ({ ...f, mtime: new Date(f.mtimeMs) })) }));
+}
+
+export async function writeIndexCache(layout: Layout, records: readonly ImageRecord[]): Promise<void> {
+  const snapshot: Snapshot = {
+    format: FORMAT,
+    version: VERSION,
+    root: layout.root,
+    records: records.map((r) => ({ ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) })),
+  };
+  await writeFileAtomic(cachePath(layout), JSON.stringify(snapshot), layout.stagingRoot());
+}

@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'ava';
+import { createLogger } from '../../src/log.js';
+import { cachePath, readIndexCache, writeIndexCache } from '../../src/store/index-cache.js';
+import { ImageStore } from '../../src/store/store.js';
+import { tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
+
+const log = createLogger('silent');
+
+function images(root: string, n: number) {
+  return Array.from({ length: n }, (_, i) => {
+    const bytes = randomBytes(100);
+    return writeImage(root, v2Manifest(bytes, { description: `image ${i}` }), { bytes, md5: true });
+  });
+}
+
+test('a restart from the snapshot serves what is on disk, not what was', async (t) => {
+  const root = tmpDir(t);
+  const [kept, edited, removed] = images(root, 3);
+  const first = await ImageStore.open({ serveDir: root, log, watch: false });
+  await writeIndexCache(first.layout, first.list());
+  first.close();
+  t.is(readIndexCache(first.layout)?.length, 3);
+
+  // While the server was down: one manifest replaced by rename, one folder removed, one added.
+  const tmp = path.join(edited!.dir, '.m.tmp');
+  fs.writeFileSync(tmp, JSON.stringify({ ...edited!.manifest, description: 'edited' }));
+  fs.renameSync(tmp, path.join(edited!.dir, 'manifest.json'));
+  fs.rmSync(removed!.dir, { recursive: true });
+  const [added] = images(root, 1);
+
+  const store = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });
+  t.teardown(() => store.close());
+  t.deepEqual(store.list().map((r) => r.uuid).sort(), [kept!.uuid, edited!.uuid, added!.uuid].sort());
+  t.is(store.get(edited!.uuid)?.manifest.description, 'edited');
+  t.is(store.get(kept!.uuid)?.files[0]?.mtime.getTime(), Math.trunc(fs.statSync(path.join(kept!.dir, kept!.fileName)).mtimeMs));
+});
+
+test('a snapshot of another version, another folder, or garbage is ignored', async (t) => {
+  const root = tmpDir(t);
+  images(root, 2);
+  const store = await ImageStore.open({ serveDir: root, log, watch: false });
+  await writeIndexCache(store.layout, store.list());
+  store.close();
+  const file = cachePath(store.layout);
+  const snapshot = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.writeFileSync(file, JSON.stringify({ ...snapshot, version: '0.0.0-other' }));
+  t.is(readIndexCache(store.layout), null);
+  fs.writeFileSync(file, JSON.stringify({ ...snapshot, root: '/elsewhere' }));
+  t.is(readIndexCache(store.layout), null);
+  fs.writeFileSync(file, '{"format": 1, "records": [');
+  t.is(readIndexCache(store.layout), null);
+  const again = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });
+  t.teardown(() => again.close());
+  t.is(again.list().length, 2, 'a bad snapshot only costs a full load');
+});
