@@ -12,6 +12,9 @@
  * --sealed: the stream ends with a seal line (see seal.ts) that the sender
  * writes only when every stage before ssh succeeded; without it, or if it
  * does not match, nothing is published. mkimg always sends one.
+ * --check: validate everything that can be known before the stream (the
+ * manifest, a free name, version and uuid, the origin) and exit, reading
+ * nothing; mkimg runs it before it stops a zone.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -49,6 +52,7 @@ interface Options {
   manifest?: string;
   compression?: Compression;
   sealed?: boolean;
+  check?: boolean;
   config?: string;
 }
 
@@ -105,6 +109,10 @@ function composeManifest(name: string, version: string, description: string, opt
 
 function refuseTaken(store: ImageStore, m: JsonObject): void {
   if (store.get(String(m.uuid))) throw new CliError(`an image with uuid ${String(m.uuid)} already exists`);
+  // Checked here too, not only by the writer, so that --check sees it before a zone is stopped.
+  if (fs.existsSync(store.layout.tombstonePath(String(m.uuid)))) {
+    throw new CliError(`uuid ${String(m.uuid)} belonged to an image that was deleted; it cannot be reused`);
+  }
   const twin = store.list().find((r) => r.manifest.name === m.name && r.manifest.version === m.version);
   if (twin) throw new CliError(`${String(m.name)} ${String(m.version)} is already taken by image ${twin.uuid}`);
   if (typeof m.origin === 'string' && !store.get(m.origin)) throw new CliError(`origin image ${m.origin} does not exist`);
@@ -124,7 +132,7 @@ async function prepareStream(stdin: Readable, compression: Compression | undefin
 }
 
 async function importImage(name: string, version: string, description: string, opts: Options): Promise<void> {
-  if (process.stdin.isTTY) throw new CliError('the image stream is read from stdin, which is a terminal: pipe or redirect it in');
+  if (process.stdin.isTTY && !opts.check) throw new CliError('the image stream is read from stdin, which is a terminal: pipe or redirect it in');
   // Node ends a process whose event loop ran dry even with this import
   // still pending, with status 0; a stalled stream must fail loudly instead.
   let finished = false;
@@ -142,6 +150,7 @@ async function importImage(name: string, version: string, description: string, o
   const record = await withImageLock(store.layout, lockName, async () => {
     await store.rescan();
     refuseTaken(store, manifest);
+    if (opts.check) return null;
     const { source, compression } = await prepareStream(process.stdin, opts.compression, opts.sealed === true);
     const meter = progressMeter(process.stderr);
     const sidecar = withHistory({ source: { via: 'import-image' } }, 'imported');
@@ -157,7 +166,7 @@ async function importImage(name: string, version: string, description: string, o
   });
   store.close();
   finished = true;
-  process.stdout.write(`${record.uuid}\n`);
+  if (record) process.stdout.write(`${record.uuid}\n`);
 }
 
 const program = new Command('import-image')
@@ -177,6 +186,7 @@ const program = new Command('import-image')
   .option('--manifest <file>', 'a full manifest; the arguments and flags override it')
   .addOption(new Option('--compression <kind>', 'how the stream is compressed (default: detected)').choices(COMPRESSIONS))
   .option('--sealed', 'the stream ends with an IMAGE-SERVER-SEAL line (size and sha1); publish only if it is there and matches')
+  .option('--check', 'only check the arguments, and that the name, version and uuid are free and the origin exists; reads no stream')
   .option('-c, --config <path>', 'configuration file (default: $IMAGE_SERVER_CONFIG or ./config.json of the install)')
   .action(importImage);
 

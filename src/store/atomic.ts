@@ -14,7 +14,7 @@ export async function writeFileAtomic(dest: string, data: string | Uint8Array, s
   await fs.mkdir(dir, { recursive: true });
   try {
     const tmp = path.join(dir, path.basename(dest));
-    const fh = await fs.open(tmp, 'wx', 0o644);
+    const fh = await fs.open(tmp, 'wx', 0o666);
     try {
       await fh.writeFile(data);
       await fh.sync();

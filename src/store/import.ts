@@ -35,7 +35,9 @@ export class ImportTxn {
 
   static async begin(layout: Layout): Promise<ImportTxn> {
     const dir = layout.stagingDir(`${process.pid}-${randomUUID()}`);
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    // Modes are left to the umask, so a login account and the service account
+    // sharing one group (umask 002) can both change what the other published.
+    await fs.mkdir(dir, { recursive: true });
     return new ImportTxn(layout, dir);
   }
 
@@ -44,7 +46,7 @@ export class ImportTxn {
     if (!isSafeFileName(name)) throw new Error(`not a safe file name: ${name}`);
     const digester = new Digester(expect.maxBytes);
     // flush: the file is fsynced before the stream closes, and so before pipeline resolves.
-    const file = createWriteStream(path.join(this.dir, name), { flags: 'wx', mode: 0o644, flush: true, highWaterMark: 1024 * 1024 });
+    const file = createWriteStream(path.join(this.dir, name), { flags: 'wx', mode: 0o666, flush: true, highWaterMark: 1024 * 1024 });
     // Read the source without owning it: a refused upload (too large) must
     // not destroy the HTTP request under it, or the client never gets its 400.
     await pipeline(source.iterator({ destroyOnReturn: false }), digester, file);
@@ -91,7 +93,7 @@ export class ImportTxn {
 }
 
 async function writeSynced(file: string, value: object): Promise<void> {
-  const fh = await fs.open(file, 'wx', 0o644);
+  const fh = await fs.open(file, 'wx', 0o666);
   try {
     await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
     await fh.sync();
