@@ -8,8 +8,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import { clusterSchema, type ClusterConfig } from './cluster/schema.js';
 import { PASSWORD_HASH_PATTERN, TOKEN_HASH_PATTERN } from './credentials.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { mirrorsSchema, resolveMirrorPaths, type MirrorConfig } from './mirror/schema.js';
 
 export interface Config {
   /** A number is a TCP port; a string is the path of a unix socket. */
@@ -51,6 +53,10 @@ export interface Config {
   scrub_repair: boolean;
   /** GET /metrics: open to all, for authenticated users only, or not served. */
   metrics: 'public' | 'auth' | 'off';
+  /** Replication through etcd (src/cluster); absent: this server runs alone. */
+  cluster?: ClusterConfig;
+  /** Upstreams to copy images from, each on its interval (src/mirror). */
+  mirrors: MirrorConfig[];
   /** The file this was read from (absolute), for messages and `config`. */
   config_path: string;
 }
@@ -111,6 +117,8 @@ const schema = {
     scrub_rate_mb_s: { type: 'number', minimum: 0, default: 0 },
     scrub_interval_hours: { type: 'number', exclusiveMinimum: 0, default: 24 },
     scrub_repair: { type: 'boolean', default: false },
+    mirrors: mirrorsSchema,
+    cluster: clusterSchema,
   },
 } as const;
 
@@ -149,6 +157,7 @@ export function buildConfig(raw: unknown, configPath: string): Readonly<Config> 
   const baseDir = path.dirname(configPath);
   const config = data as unknown as Config;
   config.serve_dir = path.resolve(baseDir, config.serve_dir);
+  resolveMirrorPaths(config.mirrors, baseDir);
   if (typeof config.listen_port === 'string') config.listen_port = path.resolve(baseDir, config.listen_port);
   if (config.base_url) config.base_url = config.base_url.replace(/\/+$/, '');
   config.config_path = configPath;

@@ -1,10 +1,12 @@
 /*
- * The server's background jobs: removing abandoned unactivated images, and
- * the integrity scrub when the configuration turns it on. Returns the one
+ * The server's background jobs: removing abandoned unactivated images, the
+ * integrity scrub when the configuration turns it on, and the mirrors of
+ * upstream image sources the configuration lists. Returns the one
  * function that stops them all.
  */
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import { startMirrors } from './mirror/service.js';
 import { reapUnactivated } from './store/reaper.js';
 import { startScrub } from './store/scrub.js';
 import type { ImageStore } from './store/store.js';
@@ -26,8 +28,10 @@ export function startJobs(store: ImageStore, writer: ImageWriter, config: Readon
       repair: config.scrub_repair,
     }, log.child({ component: 'scrub' }))
     : () => undefined;
+  const mirrors = startMirrors(store, writer, config, log.child({ component: 'mirror' }));
   return () => {
     clearInterval(reaper);
     stopScrub();
+    mirrors.stop();
   };
 }

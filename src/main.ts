@@ -24,8 +24,13 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const credentials = new Credentials(config);
   const writer = new ImageWriter(store);
   const metrics = new Metrics(store, writer);
-  const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION });
+  // Loaded only when configured: a server that runs alone never loads etcd3.
+  const cluster = config.cluster
+    ? (await import('./cluster/start.js')).createCluster({ config, store, writer, log, version: VERSION, metrics })
+    : undefined;
+  const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION, cluster });
   const listening = await listen(app, config);
+  cluster?.start();
   const stopJobs = startJobs(store, writer, config, log);
   log.info({ where: listening.where, serve_dir: config.serve_dir, version: VERSION }, 'listening');
 
@@ -41,7 +46,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     log.info({ signal, drain_ms: config.drain_timeout_ms }, 'stopping: draining requests in flight');
     store.close();
     stopJobs();
-    void listening.close(config.drain_timeout_ms).then(() => {
+    void Promise.all([listening.close(config.drain_timeout_ms), cluster?.stop()]).then(() => {
       log.info('stopped');
       log.flush();
       process.exit(0);

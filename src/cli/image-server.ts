@@ -7,7 +7,7 @@
  */
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
-import { serve } from '../main.js';
+import { addMirrorCommand } from '../mirror/cli.js';
 import { VERSION } from '../version.js';
 import { addAdminCommands } from './admin.js';
 import { configPath, run } from './common.js';
@@ -32,7 +32,12 @@ const program = new Command('image-server')
 
 program.command('serve', { isDefault: true })
   .description('serve serve_dir over HTTP')
-  .action(async () => serve(loadConfig(configPath(program.opts().config))));
+  .action(async () => {
+    // The HTTP stack loads only to serve: admin commands and every ssh
+    // login through the forced command start without it.
+    const { serve } = await import('../main.js');
+    await serve(loadConfig(configPath(program.opts().config)));
+  });
 
 program.command('config [key]')
   .description('print the resolved configuration, or one key of it')
@@ -47,6 +52,7 @@ program.command('token <name>')
   .action(tokenCommand);
 
 addAdminCommands(program);
+addMirrorCommand(program);
 
 program.command('ssh-command')
   .description('forced command for authorized_keys: runs only import-image, with this configuration')

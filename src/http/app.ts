@@ -32,13 +32,15 @@ export interface AppDeps {
   metrics: Metrics;
   log: Logger;
   version: string;
+  /** Present when the server is part of a cluster: its state shows in /ping. */
+  cluster?: { status(): object };
 }
 
 export function createRouter(deps: AppDeps): Router {
   const router = new Router({ strict: false });
   const cache = new ResponseCache();
   mountRoot(router, deps);
-  mountImgapi(router, { store: deps.store, version: deps.version, cache });
+  mountImgapi(router, { store: deps.store, version: deps.version, cache, cluster: deps.cluster });
   mountDsapi(router, { store: deps.store, config: deps.config, cache });
   mountImgapiWrites(router, { store: deps.store, writer: deps.writer, config: deps.config });
   mountMetrics(router, deps.metrics, deps.config.metrics);

@@ -30,7 +30,26 @@ const schemas = {
   Ping: {
     type: 'object',
     required: ['ping', 'version', 'imgapi'],
-    properties: { ping: { const: 'pong' }, version: { type: 'string' }, imgapi: { const: true } },
+    properties: {
+      ping: { const: 'pong' },
+      version: { type: 'string' },
+      imgapi: { const: true },
+      cluster: {
+        description: 'Only on a cluster member (config `cluster`): its view of the etcd index',
+        type: 'object',
+        required: ['id', 'etcd', 'peers', 'indexed', 'pending', 'pulling', 'lag_seconds', 'revision'],
+        properties: {
+          id: { type: 'string', description: 'this server in the index' },
+          etcd: { enum: ['up', 'down'] },
+          peers: { type: 'integer', description: 'other servers alive' },
+          indexed: { type: 'integer', description: 'images in the index' },
+          pending: { type: 'integer', description: 'indexed images not held here yet' },
+          pulling: { type: 'integer', description: 'pulls running now' },
+          lag_seconds: { type: 'number', description: 'since this server was last level with the index; 0 when it is' },
+          revision: { type: ['string', 'null'], description: 'the etcd revision seen last' },
+        },
+      },
+    },
   },
   Image: {
     description: 'An IMGAPI v2 manifest, as sdc-imgapi serialises it.',
@@ -128,6 +147,7 @@ function read(operationId: string, summary: string, responses: object, parameter
 
 const writeErrors = {
   401: errorResponse('Credentials are missing or wrong (UnauthorizedError)'),
+  403: errorResponse('CrossSiteWrite: a browser sent the write from another site\'s page'),
   404: errorResponse('No such image'),
   422: errorResponse('ValidationFailed, InvalidParameter or a state rule (ImageAlreadyActivated, …)'),
 };
@@ -217,6 +237,11 @@ export function openApiDocument(version: string) {
       }, [uuidParam]) },
       '/images/{uuid}/file': { ...writes['/images/{uuid}/file'], ...read('GetImageFile', 'The image file (any state: origins must stay fetchable)',
         fileResponses, [uuidParam, query('index', 'which of files[] (default 0)')]) },
+      '/ui/{file}': read('GetUiAsset', 'A static file of the web catalog page; immutable when ?v= is its current hash', {
+        200: { description: 'The file', content: { 'text/javascript': {}, 'text/css': {}, 'image/svg+xml': {} } },
+        404: errorResponse('No such file'),
+      }, [{ name: 'file', in: 'path', required: true, schema: { enum: ['app.js', 'app.css', 'icon.svg'] } },
+        query('v', 'the content hash the page links with')]),
       '/datasets': read('ListDatasets', 'Active images as DSAPI v1 manifests, newest first', {
         200: json({ type: 'array', items: ref('Dataset') }, 'Every active image'),
       }, [query('name', 'exact'), query('version', 'exact'), query('os', 'exact'), query('type', 'exact')]),

@@ -69,7 +69,7 @@ export class ImageWriter extends EventEmitter {
       if (file) {
         const name = fileNameFor(String(manifest.name), String(manifest.version), file.compression);
         const digest = await txn.receiveFile(file.source, name, file.expect);
-        manifest.files = [{ sha1: digest.sha1, size: digest.size, compression: file.compression }];
+        manifest.files = [{ ...fileFacts(manifest.files), sha1: digest.sha1, size: digest.size, compression: file.compression }];
         sidecar = { ...sidecar, files: [{ name, md5: digest.md5 }], uploaded_at: new Date().toISOString() };
       }
       await txn.publish(uuid, manifest, sidecar);
@@ -199,3 +199,13 @@ export class ImageWriter extends EventEmitter {
   }
 }
 
+/**
+ * What a copied manifest says of its file beyond size, sha1 and compression
+ * (a mirror or a peer hands these in; they describe the very bytes checked).
+ */
+function fileFacts(files: unknown): JsonObject {
+  const first = Array.isArray(files) && isObject(files[0]) ? files[0] : {};
+  const facts: JsonObject = {};
+  for (const key of ['dataset_guid', 'digest', 'uncompressedDigest']) if (typeof first[key] === 'string') facts[key] = first[key];
+  return facts;
+}

@@ -16,6 +16,7 @@ export interface ReadDeps {
   store: ImageStore;
   version: string;
   cache: ResponseCache;
+  cluster?: { status(): object } | undefined;
 }
 
 export function mountImgapi(router: Router, deps: ReadDeps): void {
@@ -23,7 +24,8 @@ export function mountImgapi(router: Router, deps: ReadDeps): void {
   const reqImage = reqLoadImage(store);
 
   router.get('Ping', '/ping', (ctx: Context) => {
-    sendJson(ctx, { ping: 'pong', version: deps.version, imgapi: true });
+    const cluster = deps.cluster ? { cluster: deps.cluster.status() } : {};
+    sendJson(ctx, { ping: 'pong', version: deps.version, imgapi: true, ...cluster });
   });
 
   router.get('ListImages', '/images', (ctx: Context) => {
