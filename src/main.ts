@@ -44,9 +44,9 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal, drain_ms: config.drain_timeout_ms }, 'stopping: draining requests in flight');
-    store.close();
     stopJobs();
-    void Promise.all([listening.close(config.drain_timeout_ms), cluster?.stop()]).then(() => {
+    const closing = [listening.close(config.drain_timeout_ms), store.close({ snapshot: true }), cluster?.stop()];
+    void Promise.all(closing).then(() => {
       log.info('stopped');
       log.flush();
       process.exit(0);

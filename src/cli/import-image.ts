@@ -164,7 +164,7 @@ async function importImage(name: string, version: string, description: string, o
       meter?.stop();
     }
   });
-  store.close();
+  await store.close();
   finished = true;
   if (record) process.stdout.write(`${record.uuid}\n`);
 }

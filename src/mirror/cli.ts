@@ -138,7 +138,7 @@ async function mirrorCommand(program: Command, url: string, opts: Options): Prom
   } finally {
     listener.stop();
     mirror.close();
-    store.close();
+    await store.close();
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
   }

@@ -170,8 +170,10 @@ test.serial('a server down while etcd compacts its history catches up after a re
   await withDiagnostics(t, () => [a, b, c], async () => {
     const keep = await a.publish();
     const doomed = await b.publish();
+    const offline = await c.publish();
     await servedEverywhere([a, b, c], keep);
     await servedEverywhere([a, b, c], doomed);
+    await servedEverywhere([a, b, c], offline);
 
     t.is(await c.stop(), 0, 'SIGTERM stops a cluster member cleanly');
     measured(t, 'C stopped (SIGTERM) → A counts one peer', (await until('A sees C leave', async () =>
@@ -186,6 +188,8 @@ test.serial('a server down while etcd compacts its history catches up after a re
     await until('delete and disable indexed', async () => !(await a.image(doomed.uuid)) && (await b.image(keep.uuid))?.state === 'disabled');
     const revision = await etcd.compact();
     t.log(`etcd compacted at revision ${revision}`);
+    // Changed on C while it is stopped: C publishes that after its restart, rather than undo it.
+    admin(c, ['images', 'disable', offline.uuid]);
 
     await c.start();
     const started = Date.now();
@@ -193,7 +197,10 @@ test.serial('a server down while etcd compacts its history catches up after a re
     await servedEverywhere([c], origin);
     await servedEverywhere([c], child);
     await until('C caught up', async () => !(await c.image(doomed.uuid)) && (await c.image(keep.uuid))?.state === 'disabled');
-    measured(t, 'C restarted after compaction → caught up (3 new, 1 deleted, 1 disabled)', Date.now() - started);
+    await until('the offline change reached A and B', async () =>
+      (await a.image(offline.uuid))?.state === 'disabled' && (await b.image(offline.uuid))?.state === 'disabled');
+    measured(t, 'C restarted after compaction → caught up (3 new, 1 deleted, 1 disabled; its own offline disable out)', Date.now() - started);
+    t.is((await c.image(offline.uuid))?.state, 'disabled');
     const logs = c.child.logs;
     const originDone = logs.findIndex((r) => r.msg === 'pulled image from a peer' && r.uuid === origin.uuid);
     const childStarted = logs.findIndex((r) => r.msg === 'pulling image from a peer' && r.uuid === child.uuid);

@@ -90,7 +90,7 @@ test.serial('kill -9 import-image at random points: nothing partial is ever visi
   t.deepEqual(store.list().map((r) => r.uuid).sort(), [...known.keys()].sort());
   for (const record of store.list()) t.is(record.manifest.files?.[0]?.sha1, known.get(record.uuid) ?? 'unknown');
   t.like(logs.find((l) => l.msg === 'index loaded'), { broken: 0 });
-  store.close();
+  await store.close();
   t.deepEqual(stagingEntries(s.serveDir), [], 'opening the store removed the dead imports\' staging folders');
 
   // A fresh import works, even for a name and version whose importer was killed holding its lock.

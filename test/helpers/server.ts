@@ -67,7 +67,7 @@ export async function startServer(
   const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION });
   const listening = await listen(app, config);
   t.teardown(async () => {
-    store.close();
+    await store.close();
     await listening.close(0);
   });
   return { url: listening.where, writer, credentials, metrics, config, store, listening, logs, serveDir };

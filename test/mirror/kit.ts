@@ -261,7 +261,7 @@ export function treeOf(dir: string): string[] {
  */
 export async function assertOnlyWholeImages(t: ExecutionContext, serveDir: string): Promise<string[]> {
   const store = await ImageStore.open({ serveDir, log: captureLog('warn').log, watch: false });
-  store.close();
+  await store.close();
   const folders = fs.readdirSync(serveDir).filter((n) => /^[0-9a-f-]{36}$/.test(n));
   t.deepEqual([...store.brokenImages().keys()], [], 'no broken image folder');
   t.is(store.list().length, folders.length, 'every image folder loads');

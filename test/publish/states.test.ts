@@ -155,7 +155,7 @@ test('unactivated images survive a restart, and are listed only for state=unacti
   const withFile = await imported(first.url, { name: 'with-file' });
   const bytes = randomBytes(2048);
   t.is((await addFile(first.url, withFile, bytes)).status, 200);
-  first.store.close();
+  await first.store.close();
   await first.listening.close(0);
 
   const server = await writableServer(t, { serveDir: first.serveDir });

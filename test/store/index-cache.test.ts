@@ -43,7 +43,7 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   images(root, 2);
   const store = await ImageStore.open({ serveDir: root, log, watch: false });
   await writeIndexCache(store.layout, store.list());
-  store.close();
+  await store.close();
   const file = cachePath(store.layout);
   const snapshot = JSON.parse(fs.readFileSync(file, 'utf8'));
   fs.writeFileSync(file, JSON.stringify({ ...snapshot, version: '0.0.0-other' }));
