@@ -15,13 +15,23 @@ import { passwdCommand, tokenCommand } from './credentials.js';
 import { addSmfCommand } from './smf.js';
 import { sshCommand } from './ssh-command.js';
 
+/** Passwords (etcd, peers, users' hashes) stay out of terminals and scripts' logs. */
+function redacted(value: unknown, key = ''): unknown {
+  if (/password/i.test(key) && value !== null && typeof value !== 'object') return '[redacted]';
+  if (Array.isArray(value)) return value.map((v) => redacted(v));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redacted(v, k)]));
+  }
+  return value;
+}
+
 function printConfig(config: Readonly<Config>, key: string | undefined): void {
   if (key === undefined) {
-    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(redacted(config), null, 2)}\n`);
     return;
   }
   if (!Object.hasOwn(config, key)) throw new ConfigError(`no such config key: ${key}`);
-  const value = config[key as keyof Config];
+  const value = redacted(config[key as keyof Config], key);
   process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
 }
 
