@@ -13,8 +13,8 @@ import { ImageStore } from './store/store.js';
 import { ImageWriter } from './store/writer.js';
 import { VERSION } from './version.js';
 
-export async function serve(config: Readonly<Config>): Promise<void> {
-  const log = createLogger(config.loglevel);
+/** The server's parts, built from the configuration; tests build theirs the same way. */
+export async function assemble(config: Readonly<Config>, log: Logger) {
   const store = await ImageStore.open({
     serveDir: config.serve_dir,
     log,
@@ -29,6 +29,12 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     ? (await import('./cluster/start.js')).createCluster({ config, store, writer, log, version: VERSION, metrics })
     : undefined;
   const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION, cluster });
+  return { store, writer, credentials, metrics, cluster, app };
+}
+
+export async function serve(config: Readonly<Config>): Promise<void> {
+  const log = createLogger(config.loglevel);
+  const { store, writer, credentials, cluster, app } = await assemble(config, log);
   const listening = await listen(app, config);
   cluster?.start();
   const stopJobs = startJobs(store, writer, config, log);

@@ -6,7 +6,7 @@
 import { SingleBar } from 'cli-progress';
 import { Transform, type TransformCallback } from 'node:stream';
 
-function human(bytes: number): string {
+export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;

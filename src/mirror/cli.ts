@@ -11,6 +11,7 @@
 import { SingleBar } from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { configPath } from '../cli/common.js';
+import { human } from '../cli/progress.js';
 import { loadConfig } from '../config.js';
 import { CliError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -33,17 +34,6 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 function out(text: string): void {
   process.stdout.write(`${text}\n`);
-}
-
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 const label = (r: { uuid: string; name?: string | undefined; version?: string | undefined }) =>

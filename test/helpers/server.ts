@@ -6,14 +6,13 @@ import { Writable } from 'node:stream';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { buildConfig, type Config } from '../../src/config.js';
-import { createApp } from '../../src/http/app.js';
-import { Metrics } from '../../src/http/metrics.js';
+import { hashPassword, type Credentials } from '../../src/credentials.js';
+import type { Metrics } from '../../src/http/metrics.js';
 import { listen, type Listening } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { Credentials, hashPassword } from '../../src/credentials.js';
-import { ImageStore } from '../../src/store/store.js';
-import { ImageWriter } from '../../src/store/writer.js';
-import { VERSION } from '../../src/version.js';
+import { assemble } from '../../src/main.js';
+import type { ImageStore } from '../../src/store/store.js';
+import type { ImageWriter } from '../../src/store/writer.js';
 import { tmpDir } from './images.js';
 
 /**
@@ -55,16 +54,7 @@ export async function startServer(
     },
   });
   const log = createLogger(config.loglevel, sink);
-  const store = await ImageStore.open({
-    serveDir: config.serve_dir,
-    log,
-    scanIntervalMs: config.scan_interval_ms,
-    fullScanIntervalMs: config.full_scan_interval_ms,
-  });
-  const credentials = new Credentials(config);
-  const writer = new ImageWriter(store);
-  const metrics = new Metrics(store, writer);
-  const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION });
+  const { store, writer, credentials, metrics, app } = await assemble(config, log);
   const listening = await listen(app, config);
   t.teardown(async () => {
     await store.close();
