@@ -7,67 +7,23 @@
  * IMGAPI manifests must already be v2 and pass minimal validation, and
  * active public ones the public-mode validation too.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { FIXTURES, fixture, fixtureBytes, md5b64, tmpDir } from '../helpers/images.js';
+import { catalogs, fixtureEntries, layOutFixture, type FixtureEntry } from '../helpers/fixture-catalog.js';
+import { tmpDir } from '../helpers/images.js';
 import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 import { imgmanifest, type Manifest } from '../helpers/legacy-clients.js';
 
-const DIRS = ['v1-dsapi', 'v2-imgapi', 'incremental-chain', 'synthesized'];
-const CHAIN_FILE = 'incremental-chain/file0.zfs.bz2';
 const COMPRESSIONS = ['gzip', 'bzip2', 'xz', 'none'];
 /** Fixtures whose servable state is not "active". */
 const NOT_ACTIVE: Record<string, string> = {
   'synthesized/v2-disabled-not-importable.json': 'disabled',
 };
 
-interface Entry { rel: string; manifest: Record<string, unknown> }
-
 /** Every fixture the server can serve: no ".invalid." ones, none without files. */
-function servableFixtures(): Entry[] {
-  return DIRS.flatMap((d) => fs.readdirSync(path.join(FIXTURES, d))
-    .filter((f) => f.endsWith('.json') && !f.includes('.invalid.'))
-    .map((f) => ({ rel: `${d}/${f}`, manifest: fixture(`${d}/${f}`) })))
+function servableFixtures(): FixtureEntry[] {
+  return fixtureEntries()
+    .filter((e) => !e.rel.includes('.invalid.'))
     .filter((e) => Array.isArray(e.manifest.files) && e.manifest.files.length > 0);
-}
-
-/** Fixtures sharing a uuid can't share a serve_dir: deal them into catalogs. */
-function catalogs(entries: Entry[]): Entry[][] {
-  const out: Entry[][] = [];
-  for (const e of entries) {
-    let cat = out.find((c) => !c.some((o) => o.manifest.uuid === e.manifest.uuid));
-    if (!cat) out.push((cat = []));
-    cat.push(e);
-  }
-  return out;
-}
-
-/**
- * Lays one fixture out: the chain's real 65-byte file, a sparse file of the
- * manifest's size for the others. server.json names the file of a v2
- * manifest; for the sparse files it also records a placeholder md5 so the
- * server's background md5 worker doesn't read gigabytes of zeros. No file
- * is downloaded in this test, so that md5 is never looked at.
- */
-function layOut(root: string, { rel, manifest }: Entry): void {
-  const dir = path.join(root, String(manifest.uuid));
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-  const file = (manifest.files as Record<string, unknown>[])[0]!;
-  const name = typeof file.path === 'string' ? file.path : 'file0';
-  const filePath = path.join(dir, name);
-  const sidecar: Record<string, string> = { name };
-  if (rel.startsWith('incremental-chain/')) {
-    const bytes = fixtureBytes(CHAIN_FILE);
-    fs.writeFileSync(filePath, bytes);
-    sidecar.md5 = md5b64(bytes);
-  } else {
-    fs.writeFileSync(filePath, '');
-    fs.truncateSync(filePath, Number(file.size));
-    sidecar.md5 = md5b64('placeholder: never downloaded');
-  }
-  fs.writeFileSync(path.join(dir, 'server.json'), JSON.stringify({ files: [sidecar] }));
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -109,7 +65,7 @@ test('the fixture set is what this test expects to cover', (t) => {
 for (const [i, catalog] of catalogs(entries).entries()) {
   test(`catalog ${i + 1}: every DSAPI manifest (list and by uuid) upgrades to an importable v2 and validates`, async (t) => {
     const root = tmpDir(t);
-    for (const e of catalog) layOut(root, e);
+    for (const e of catalog) layOutFixture(root, e);
     const { url } = await startServer(t, { serveDir: root });
 
     const list = await getJson<Manifest[]>(`${url}/datasets`);
@@ -132,7 +88,7 @@ for (const [i, catalog] of catalogs(entries).entries()) {
 
   test(`catalog ${i + 1}: every IMGAPI manifest is v2 as served, validates, and active public ones pass public mode`, async (t) => {
     const root = tmpDir(t);
-    for (const e of catalog) layOut(root, e);
+    for (const e of catalog) layOutFixture(root, e);
     const { url } = await startServer(t, { serveDir: root });
 
     const listed = await getJson<Manifest[]>(`${url}/images`);

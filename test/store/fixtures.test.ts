@@ -3,14 +3,11 @@
  * imgadm can use are served and read back, the ones it would choke on are
  * skipped with a warning, and the rest of the catalog keeps serving.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import test from 'ava';
-import { FIXTURES, fixture, fixtureBytes, tmpDir } from '../helpers/images.js';
+import { catalogs, fixtureEntries, layOutFixture } from '../helpers/fixture-catalog.js';
+import { tmpDir } from '../helpers/images.js';
 import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 
-const DIRS = ['v1-dsapi', 'v2-imgapi', 'incremental-chain', 'synthesized'];
-const CHAIN_FILE = 'incremental-chain/file0.zfs.bz2';
 
 /** Fixtures that must be skipped at load, and why imgadm would fail on them. */
 const SKIPPED: Record<string, string> = {
@@ -27,47 +24,10 @@ const STATES: Record<string, string> = {
   'synthesized/v2-disabled-not-importable.json': 'disabled',
 };
 
-interface Entry { rel: string; manifest: Record<string, unknown> }
-
-function allFixtures(): Entry[] {
-  return DIRS.flatMap((d) => fs.readdirSync(path.join(FIXTURES, d))
-    .filter((f) => f.endsWith('.json'))
-    .map((f) => ({ rel: `${d}/${f}`, manifest: fixture(`${d}/${f}`) })));
-}
-
-/** Fixtures sharing a uuid can't share a serve_dir: deal them into catalogs. */
-function catalogs(entries: Entry[]): Entry[][] {
-  const out: Entry[][] = [];
-  for (const e of entries) {
-    let cat = out.find((c) => !c.some((o) => o.manifest.uuid === e.manifest.uuid));
-    if (!cat) out.push((cat = []));
-    cat.push(e);
-  }
-  return out;
-}
-
-/** A file of the manifest's size: real bytes for the chain, sparse otherwise. */
-function layOut(root: string, { rel, manifest }: Entry): void {
-  const dir = path.join(root, String(manifest.uuid));
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-  const file = (manifest.files as Record<string, unknown>[] | undefined)?.[0];
-  if (!file) return;
-  const name = typeof file.path === 'string' ? file.path : 'file0';
-  const filePath = path.join(dir, name);
-  if (rel.startsWith('incremental-chain/')) {
-    fs.writeFileSync(filePath, fixtureBytes(CHAIN_FILE));
-  } else {
-    fs.writeFileSync(filePath, '');
-    fs.truncateSync(filePath, Number(file.size) || 0);
-  }
-  if (typeof file.path !== 'string') fs.writeFileSync(path.join(dir, 'server.json'), JSON.stringify({ files: [{ name }] }));
-}
-
-for (const [i, catalog] of catalogs(allFixtures()).entries()) {
+for (const [i, catalog] of catalogs(fixtureEntries()).entries()) {
   test(`fixture catalog ${i + 1}: servable fixtures serve, the others are skipped with a warning`, async (t) => {
     const root = tmpDir(t);
-    for (const e of catalog) layOut(root, e);
+    for (const e of catalog) layOutFixture(root, e);
     const server = await startServer(t, { serveDir: root });
     const headers = { authorization: OPERATOR_AUTH };
     const all = (await (await fetch(`${server.url}/images?state=all`, { headers })).json()) as Record<string, unknown>[];
