@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import test from 'ava';
+import type { Page } from 'playwright-core';
 import { sha1, tmpDir } from '../helpers/images.js';
 import { IMGAPI, noopLog, p, type ImgapiClient, type Manifest } from '../helpers/legacy-clients.js';
 import { OPERATOR, OPERATOR_AUTH, startServer, type TestServer } from '../helpers/server.js';
@@ -233,13 +234,7 @@ browserTest('another site\'s page cannot write, even with Basic credentials the 
   await page.goto(`${ATTACKER}/`);
   const target = `${srv.url}/images/${victim.uuid}?action=disable`;
   // A form POST: the classic cross-site request forgery.
-  await page.evaluate((action) => {
-    const form = document.createElement('form');
-    form.method = 'POST';
-    form.action = action;
-    document.body.append(form);
-    form.submit();
-  }, target);
+  await postForm(page, target);
   await page.waitForURL((u) => u.pathname === `/images/${victim.uuid}`);
   t.regex(await page.textContent('body') ?? '', /CrossSiteWrite/);
   t.is(await state(), 'active');
@@ -260,17 +255,23 @@ browserTest('another site\'s page cannot write, even with Basic credentials the 
 
   // The control: the same form from the server's own origin does write, so the browser did send its credentials.
   await page.goto(`${srv.url}/openapi.json`);
-  await page.evaluate((action) => {
-    const form = document.createElement('form');
-    form.method = 'POST';
-    form.action = action;
-    document.body.append(form);
-    form.submit();
-  }, target);
+  await postForm(page, target);
   await page.waitForURL((u) => u.pathname === `/images/${victim.uuid}`);
   t.regex(await page.textContent('body') ?? '', /"state":"disabled"/);
   t.is(await state(), 'disabled');
 });
+
+
+/** Submits an empty form POST to `action` from whatever page is open: what a CSRF attack does. */
+async function postForm(page: Page, action: string): Promise<void> {
+  await page.evaluate((url) => {
+    const form = document.createElement('form');
+    form.method = 'POST';
+    form.action = url;
+    document.body.append(form);
+    form.submit();
+  }, action);
+}
 
 test('cross-site writes are refused by the headers browsers send; the catalog\'s requests get no Basic challenge', async (t) => {
   const { srv, images } = await publishingServer(t);
