@@ -1,5 +1,5 @@
 /*
- * The manifests of ../shared/fixtures laid out as serve_dirs, for the tests
+ * The manifests of test/fixtures laid out as serve_dirs, for the tests
  * that serve all of them at once. Fixtures sharing a uuid can't share a
  * serve_dir, so they are dealt into as many catalogs as needed.
  */

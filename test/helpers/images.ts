@@ -12,8 +12,8 @@ import type { ExecutionContext } from 'ava';
 
 /** The repository root (tests run from dist/test/…). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** shared/ sits beside the repository, on developer machines and in CI. */
-export const FIXTURES = path.resolve(REPO_ROOT, '../shared/fixtures');
+/** The fixtures live in the repository (test/fixtures/README.md says where each comes from). */
+export const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures');
 
 export function fixture(rel: string): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8'));
@@ -26,11 +26,32 @@ export function fixtureBytes(rel: string): Buffer {
 export const sha1 = (b: Buffer | string) => createHash('sha1').update(b).digest('hex');
 export const md5b64 = (b: Buffer | string) => createHash('md5').update(b).digest('base64');
 
-/** A fresh temp folder, removed when the test ends. */
+/**
+ * A fresh temp folder, removed when the test ends, pass or fail. Register
+ * it before whatever writes into it (a server, a child process): teardowns
+ * run last to first, so the writer is stopped before the folder goes.
+ * `npm test` points TMPDIR at a folder of its own and fails the run if
+ * anything is left in it.
+ */
 export function tmpDir(t: ExecutionContext, prefix = 'imgsrv-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
   return dir;
+}
+
+/** sun_path holds 108 bytes, the terminating NUL included. */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * A path for a unix socket in a fresh temp folder of its own (removed with
+ * it). Fails at once, with the reason, where TMPDIR is too deep for one.
+ */
+export function socketPath(t: ExecutionContext, name = 'image-server.sock'): string {
+  const p = path.join(tmpDir(t, 'imgsrv-sock-'), name);
+  if (Buffer.byteLength(p) > MAX_SOCKET_PATH) {
+    throw new Error(`${p} is ${Buffer.byteLength(p)} bytes, more than a unix socket path may have (${MAX_SOCKET_PATH}): use a shorter TMPDIR`);
+  }
+  return p;
 }
 
 export interface ImageOnDisk {

@@ -1,6 +1,7 @@
 // Typed loader for the old CommonJS clients, usable from an ESM ("type": "module") TS project.
 import { createRequire } from 'node:module';
-import type { IncomingMessage } from 'node:http';
+import type { Agent, IncomingMessage } from 'node:http';
+import type { ExecutionContext } from 'ava';
 
 const require = createRequire(import.meta.url);
 
@@ -21,7 +22,7 @@ export interface ImgapiOptions {
   headers?: Record<string, string>; // WARNING: this object is mutated & shared by both internal clients
   retry?: false | { retries?: number; minTimeout?: number; maxTimeout?: number };
   proxy?: false | string;
-  agent?: false | import('node:http').Agent;
+  agent?: false | Agent;
   connectTimeout?: number;
   requestTimeout?: number;
   log?: unknown;             // bunyan-like; omitted -> restify creates a bunyan logger (warn+ to stderr)
@@ -38,7 +39,10 @@ export interface ImgapiClient {
   listImages(filters: Record<string, unknown>, cb: Cb<Manifest[]>): void;
   listImages(filters: Record<string, unknown>, opts: { headers?: Record<string, string>; inclAdminFields?: boolean; channel?: string }, cb: Cb<Manifest[]>): void;
   getImage(uuid: string, cb: Cb<Manifest>): void;
+  getImage(uuid: string, opts: { channel?: string }, cb: Cb<Manifest>): void;
   getImageFile(uuid: string, filePath: string, cb: (err: RestLikeError | null, res?: IncomingMessage) => void): void;
+  getImageFile(uuid: string, filePath: string, account: string | undefined, opts: { channel?: string },
+    cb: (err: RestLikeError | null, res?: IncomingMessage) => void): void;
   getImageFileStream(uuid: string, cb: (err: RestLikeError | null, stream: IncomingMessage) => void): void;
   adminImportImage(manifest: Manifest, opts: { skipOwnerCheck?: boolean; source?: string }, cb: Cb<Manifest>): void;
   addImageFile(opts: { uuid: string; file: string | NodeJS.ReadableStream; compression: string; size?: number; sha1?: string;
@@ -49,6 +53,10 @@ export interface ImgapiClient {
   updateImage(uuid: string, data: Record<string, unknown>, cb: Cb<Manifest>): void;
   createImage(data: Record<string, unknown>, cb: Cb<Manifest>): void;
   deleteImage(uuid: string, cb: (err: RestLikeError | null, res?: IncomingMessage) => void): void;
+  deleteImage(uuid: string, opts: { channel?: string; forceAllChannels?: boolean }, cb: (err: RestLikeError | null, res?: IncomingMessage) => void): void;
+  listChannels(opts: Record<string, unknown>, cb: Cb<unknown[]>): void;
+  /** ?channel= is the client's own channel (finding the image); `channel` is the one the image joins. */
+  channelAddImage(opts: { uuid: string; channel: string }, cb: Cb<Manifest>): void;
   close(): void;
 }
 
@@ -87,4 +95,21 @@ export const noopLog = {
 /** Call a callback-style client method; resolve with [result, res], reject with err. */
 export function p<T>(fn: (cb: (err: RestLikeError | null, result: T, res?: IncomingMessage) => void) => void): Promise<[T, IncomingMessage | undefined]> {
   return new Promise((resolve, reject) => fn((err, result, res) => (err ? reject(err) : resolve([result, res]))));
+}
+
+/**
+ * The IMGAPI client as imgadm makes it (API version ~2), closed in teardown:
+ * retry off so a dead server fails at once, proxy off so an http_proxy in
+ * the environment is not used for 127.0.0.1.
+ */
+export function imgapiClient(t: ExecutionContext, url: string): ImgapiClient {
+  const c = IMGAPI.createClient({ url, version: '~2', retry: false, proxy: false, log: noopLog });
+  t.teardown(() => c.close());
+  return c;
+}
+
+/** getImageFile calls back (err, res), not (err, result, res). */
+export function getImageFile(c: ImgapiClient, uuid: string, filePath: string): Promise<IncomingMessage | undefined> {
+  return new Promise((resolve, reject) =>
+    c.getImageFile(uuid, filePath, (err, res) => (err ? reject(err) : resolve(res))));
 }

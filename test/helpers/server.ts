@@ -5,12 +5,12 @@
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { buildConfig, type Config } from '../../src/config.js';
+import { buildConfig, type Config } from '../../src/config/config.js';
 import { hashPassword, type Credentials } from '../../src/credentials.js';
-import type { Metrics } from '../../src/http/metrics.js';
+import type { Registry } from 'prom-client';
 import { listen, type Listening } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
-import { assemble } from '../../src/main.js';
+import { assemble } from '../../src/cli/serve.js';
 import type { ImageStore } from '../../src/store/store.js';
 import type { ImageWriter } from '../../src/store/writer.js';
 import { tmpDir } from './images.js';
@@ -27,7 +27,7 @@ export interface TestServer {
   url: string;
   writer: ImageWriter;
   credentials: Credentials;
-  metrics: Metrics;
+  registry: Registry;
   config: Readonly<Config>;
   store: ImageStore;
   listening: Listening;
@@ -54,13 +54,15 @@ export async function startServer(
     },
   });
   const log = createLogger(config.loglevel, sink);
-  const { store, writer, credentials, metrics, app } = await assemble(config, log);
+  const { store, writer, credentials, registry, app } = await assemble(config, log);
   const listening = await listen(app, config);
   t.teardown(async () => {
     await store.close();
+    // An MD5 being recorded writes into serve_dir: let it land before the folder goes.
+    await store.digestsIdle();
     await listening.close(0);
   });
-  return { url: listening.where, writer, credentials, metrics, config, store, listening, logs, serveDir };
+  return { url: listening.where, writer, credentials, registry, config, store, listening, logs, serveDir };
 }
 
 /** Polls `check` until it returns true or `ms` pass; returns the time taken. */
