@@ -107,7 +107,7 @@ export async function startNginx(prefix, servers) {
     if (!alive()) throw new Error('nginx exited (a port taken?)');
   } catch (err) {
     const log = fs.existsSync(errLog) ? fs.readFileSync(errLog, 'utf8').slice(-2000) : '';
-    throw new Error(`nginx did not start: ${err.message}\n${stderr}${log}`);
+    throw new Error(`nginx did not start: ${err.message}\n${stderr}${log}`, { cause: err });
   }
   return {
     pid: child.pid,

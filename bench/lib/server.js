@@ -77,7 +77,7 @@ export async function startServer(configFile, port) {
     await waitForListen(port, { timeoutMs: 60_000, alive: server.alive });
   } catch (err) {
     await server.stop().catch(() => {});
-    throw new Error(`${err.message}\n${server.output()}`);
+    throw new Error(`${err.message}\n${server.output()}`, { cause: err });
   }
   return server;
 }

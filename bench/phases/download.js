@@ -32,6 +32,11 @@ export async function downloadPhase({ ours, nginxPort, rss, big, P }) {
   const single = await rounds(P.singleRounds, servers, rss, 'download-single', { clients: 1, size });
   const many = await rounds(P.manyRounds, servers, rss, 'download-many', { clients: P.clients, size });
   const list = (xs) => xs.map((x) => x.toFixed(0)).join(', ');
+  // Each round's ratio, so one lucky round cannot stand for the machine.
+  const spread = (r) => {
+    const ratios = r.ours.map((x, i) => x / r.nginx[i]);
+    return `ratio per round ${ratios.map((x) => x.toFixed(2)).join(', ')} (spread ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+  };
   return {
     rows: [
       ratioRow(`Download ${mib(size)} MiB, 1 client, median of ${P.singleRounds}`, 'MB/s',
@@ -40,8 +45,8 @@ export async function downloadPhase({ ours, nginxPort, rss, big, P }) {
         median(many.ours), median(many.nginx), 0.9),
     ],
     setup: [
-      `1-client rounds (MB/s): ours ${list(single.ours)}; nginx ${list(single.nginx)}.`,
-      `${P.clients}-client rounds (MB/s): ours ${list(many.ours)}; nginx ${list(many.nginx)}.`,
+      `1-client rounds (MB/s): ours ${list(single.ours)}; nginx ${list(single.nginx)}; ${spread(single)}.`,
+      `${P.clients}-client rounds (MB/s): ours ${list(many.ours)}; nginx ${list(many.nginx)}; ${spread(many)}.`,
     ],
   };
 }
