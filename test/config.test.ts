@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { ConfigError, buildConfig, loadConfig } from '../src/config.js';
+import { ConfigError, buildConfig, loadConfig } from '../src/config/config.js';
 import { REPO_ROOT, tmpDir } from './helpers/images.js';
 
 const at = '/etc/image-server/config.json';
@@ -16,6 +16,8 @@ test('defaults fill what the file leaves out; serve_dir resolves against the fil
   t.false(c.trust_proxy);
   t.is(c.loglevel, 'info');
   t.is(c.keep_alive_timeout_ms, 65_000);
+  t.is(c.headers_timeout_ms, 60_000);
+  t.is(c.idle_timeout_ms, 600_000);
   t.is(c.config_path, at);
 });
 

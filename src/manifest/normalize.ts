@@ -4,7 +4,7 @@
  * lists every reason imgadm would choke on it. Pure: the store supplies the
  * bytes and decides what to do with the problems.
  *
- * The v1 rules follow imgmanifest's upgradeTo2 (protocol.md §2.3) with one
+ * The v1 rules follow imgmanifest's upgradeTo2 (docs/protocol.md §2.3) with one
  * deliberate difference: an `.xz` file with no explicit compression is taken
  * as xz rather than "none", because that is what its bytes are.
  */

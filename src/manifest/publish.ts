@@ -1,18 +1,24 @@
 /*
- * The rules for manifests that arrive through the write API (protocol.md
- * §3.8–3.12): what AdminImportImage, CreateImage and UpdateImage accept, the
- * defaults this server applies, and the state machine of §4.3. Pure: the
- * HTTP layer supplies the bodies, the store applies the results.
+ * The rules for manifests that enter or change (docs/protocol.md
+ * §3.8–3.12): the one validation profile every way in is held to, what
+ * AdminImportImage, CreateImage and UpdateImage accept, and the defaults
+ * this server applies. Pure: callers parse their input with these; the
+ * store's write gate applies publishable() once more to whatever it
+ * writes.
  */
-import { InvalidParameter, ValidationFailed, type FieldError } from '../errors.js';
+import { errors, type FieldError } from '../errors.js';
+import { CHANNEL_NAME_RE } from './channels.js';
 import { normalizeManifest } from './normalize.js';
-import { isObject, type JsonObject } from './types.js';
+import { isActivated } from './states.js';
+import { isObject, type JsonObject, type Manifest } from './types.js';
 import { upgradeManifest } from './upgrade.js';
 import { validateManifest } from './validate.js';
 
 export interface PublishDefaults {
   owner: string;
   public: boolean;
+  /** The channel a new image lands in, on a server with channels. */
+  channel?: string;
 }
 
 /** Every field a stored v2 manifest may carry. */
@@ -28,19 +34,39 @@ const MUTABLE_FIELDS = new Set(['owner', 'name', 'version', 'description', 'home
   'generate_passwords', 'inherited_directories', 'nic_driver', 'disk_driver', 'cpu_type', 'image_size']);
 
 /**
- * imgmanifest's rules, then the stricter ones this server loads images by
- * (imgmanifest lets `name: 5` through, which imgadm would choke on later):
- * what is accepted here always serves.
+ * Everything wrong with a manifest that is to be stored: imgmanifest's
+ * rules (the "dc" profile, `activated` read from the state), then the
+ * stricter ones this server loads images by (imgmanifest lets `name: 5`
+ * through, which imgadm would choke on later).
  */
-function failIfInvalid(manifest: JsonObject, activated: boolean): void {
-  const errors = validateManifest({ ...manifest, activated }, 'dc');
-  if (errors.length === 0) {
-    const loaded = normalizeManifest(manifest, new Date().toISOString());
-    if (!loaded.ok) errors.push(...loaded.problems.map((message) => ({ field: 'manifest', code: 'Invalid', message })));
+export function publishProblems(m: JsonObject | Manifest): FieldError[] {
+  // Whether channels are configured is the caller's business: a manifest that carries them is checked as on a server with channels.
+  const channels = m.channels !== undefined;
+  const errs = validateManifest({ ...m, activated: isActivated(m.state as Manifest['state']) }, 'dc', { channels });
+  if (errs.length > 0) return errs;
+  if (channels) {
+    const names = m.channels as string[];
+    const bad = names.filter((c) => !CHANNEL_NAME_RE.test(c));
+    if (bad.length > 0 || names.length === 0) {
+      return [{ field: 'channels', code: 'Invalid', message: bad.length > 0
+        ? `invalid channel names: ${bad.map((c) => JSON.stringify(c)).join(', ')}`
+        : 'an image with "channels" must be in at least one' }];
+    }
   }
-  if (errors.length > 0) {
-    throw ValidationFailed(`invalid image data: ${[...new Set(errors.map((e) => e.field))].join(', ')}`, errors);
+  const loaded = normalizeManifest(m, new Date().toISOString());
+  return loaded.ok ? [] : loaded.problems.map((message) => ({ field: 'manifest', code: 'Invalid', message }));
+}
+
+/** The manifest as stored and served, or ValidationFailed naming every bad field. */
+export function publishable(m: JsonObject | Manifest): Manifest {
+  const problems = publishProblems(m);
+  if (problems.length > 0) {
+    throw errors.ValidationFailed(`invalid image data: ${[...new Set(problems.map((e) => e.field))].join(', ')}`,
+      { errors: problems });
   }
+  const loaded = normalizeManifest(m, new Date().toISOString());
+  if (!loaded.ok) throw new Error('normalizeManifest disagrees with publishProblems');
+  return loaded.value.manifest;
 }
 
 function withDefaults(m: JsonObject, defaults: PublishDefaults): JsonObject {
@@ -55,6 +81,7 @@ function withDefaults(m: JsonObject, defaults: PublishDefaults): JsonObject {
   out.disabled ??= false;
   out.state = 'unactivated';
   out.files = [];
+  if (defaults.channel !== undefined) out.channels = [defaults.channel];
   return out;
 }
 
@@ -63,70 +90,54 @@ function withDefaults(m: JsonObject, defaults: PublishDefaults): JsonObject {
  * (a .dsmanifest) is upgraded before the defaults apply, since the
  * upgrader refuses a body that already has an owner.
  */
-export function importedManifest(body: unknown, pathUuid: string, defaults: PublishDefaults): JsonObject {
-  if (!isObject(body)) throw InvalidParameter('the body must be a JSON manifest');
+export function importedManifest(body: unknown, pathUuid: string, defaults: PublishDefaults): Manifest {
+  if (!isObject(body)) throw errors.InvalidParameter('the body must be a JSON manifest');
   if (body.uuid !== pathUuid) {
-    throw InvalidParameter(`uuid in the body, ${JSON.stringify(body.uuid)}, does not match the URL's ${pathUuid}`,
-      [{ field: 'uuid', code: 'Invalid' }]);
+    throw errors.InvalidParameter(`uuid in the body, ${JSON.stringify(body.uuid)}, does not match the URL's ${pathUuid}`,
+      { errors: [{ field: 'uuid', code: 'Invalid' }] });
   }
   let m = body;
   if (m.v === undefined && m.creator_uuid) {
     try {
       m = upgradeManifest(m);
     } catch (err) {
-      throw InvalidParameter(`cannot upgrade the v1 manifest: ${(err as Error).message}`);
+      throw errors.InvalidParameter(`cannot upgrade the v1 manifest: ${(err as Error).message}`);
     }
   }
   const extra = Object.keys(m).filter((k) => !MANIFEST_FIELDS.has(k));
   if (extra.length > 0) {
-    throw InvalidParameter(`invalid extra parameters: ${extra.map((k) => JSON.stringify(k)).join(', ')}`,
-      extra.map((field) => ({ field, code: 'Invalid' })));
+    throw errors.InvalidParameter(`invalid extra parameters: ${extra.map((k) => JSON.stringify(k)).join(', ')}`,
+      { errors: extra.map((field) => ({ field, code: 'Invalid' })) });
   }
-  const manifest = withDefaults(m, defaults);
-  failIfInvalid(manifest, false);
-  return manifest;
+  return publishable(withDefaults(m, defaults));
 }
 
 /** CreateImage: like an import, but the server picks the uuid and state is not the client's. */
-export function createdManifest(body: unknown, uuid: string, defaults: PublishDefaults): JsonObject {
-  if (!isObject(body)) throw InvalidParameter('the body must be a JSON manifest');
+export function createdManifest(body: unknown, uuid: string, defaults: PublishDefaults): Manifest {
+  if (!isObject(body)) throw errors.InvalidParameter('the body must be a JSON manifest');
   const refused: FieldError[] = ['uuid', 'state', 'activated'].filter((f) => body[f] !== undefined)
     .map((field) => ({ field, code: 'NotAllowed', message: `"${field}" is set by the server` }));
-  if (refused.length > 0) throw ValidationFailed(`invalid image data: ${refused.map((e) => e.field).join(', ')}`, refused);
+  if (refused.length > 0) {
+    throw errors.ValidationFailed(`invalid image data: ${refused.map((e) => e.field).join(', ')}`, { errors: refused });
+  }
   return importedManifest({ ...body, uuid }, uuid, defaults);
 }
 
 /** UpdateImage: the changed manifest; `null` removes a field. */
-export function updatedManifest(current: JsonObject, body: unknown): JsonObject {
+export function updatedManifest(current: Manifest, body: unknown): Manifest {
   if (!isObject(body) || Object.keys(body).length === 0) {
-    throw ValidationFailed('invalid image data: no fields to update', [{ field: 'body', code: 'MissingParameter' }]);
+    throw errors.ValidationFailed('invalid image data: no fields to update',
+      { errors: [{ field: 'body', code: 'MissingParameter' }] });
   }
   const refused = Object.keys(body).filter((k) => !MUTABLE_FIELDS.has(k));
   if (refused.length > 0) {
-    throw ValidationFailed(`invalid image data: ${refused.join(', ')}`,
-      refused.map((field) => ({ field, code: 'NotAllowed', message: `"${field}" cannot be updated` })));
+    throw errors.ValidationFailed(`invalid image data: ${refused.join(', ')}`,
+      { errors: refused.map((field) => ({ field, code: 'NotAllowed', message: `"${field}" cannot be updated` })) });
   }
   const next: JsonObject = { ...current };
   for (const [key, value] of Object.entries(body)) {
     if (value === null) delete next[key];
     else next[key] = value;
   }
-  failIfInvalid(next, next.state !== 'unactivated');
-  return next;
-}
-
-/** ActivateImage: published now, unless the publisher supplied a date. */
-export function activatedManifest(current: JsonObject, now: Date): JsonObject {
-  return {
-    ...current,
-    state: current.disabled === true ? 'disabled' : 'active',
-    published_at: typeof current.published_at === 'string' ? current.published_at : now.toISOString(),
-  };
-}
-
-/** DisableImage / EnableImage: the flag always; the state only once activated. */
-export function withDisabled(current: JsonObject, disabled: boolean): JsonObject {
-  const next: JsonObject = { ...current, disabled };
-  if (current.state === 'active' || current.state === 'disabled') next.state = disabled ? 'disabled' : 'active';
-  return next;
+  return publishable(next);
 }

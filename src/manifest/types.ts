@@ -55,6 +55,8 @@ export interface Manifest {
   billing_tags?: string[];
   traits?: Record<string, unknown>;
   error?: Record<string, unknown>;
+  /** The release channels the image is in (channels.ts); only on a server with channels. */
+  channels?: string[];
 }
 
 /**

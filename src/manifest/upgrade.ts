@@ -1,5 +1,5 @@
 /*
- * imgmanifest 3.2.1's upgradeManifest (protocol.md §2.3): a v1 DSAPI
+ * imgmanifest 3.2.1's upgradeManifest (docs/protocol.md §2.3): a v1 DSAPI
  * manifest (no `v`, a `creator_uuid`) becomes the v2 manifest imgadm would
  * store; a v2 one comes back unchanged. Pure: the argument is never
  * modified and the result is always a deep copy. Where imgmanifest cannot

@@ -1,5 +1,5 @@
 /*
- * Manifest validation exactly as imgmanifest 3.2.1 does it (protocol.md §4):
+ * Manifest validation exactly as imgmanifest 3.2.1 does it (docs/protocol.md §4):
  * its validateMinimalManifest / validateDcManifest / validatePublicManifest /
  * validatePrivateManifest, with the same fields, codes, messages and order.
  * schema.ts decides which values pass; this file holds imgmanifest's
@@ -24,10 +24,16 @@ import {
 
 export type ValidatorProfile = 'minimal' | 'dc' | 'public' | 'private';
 
+/** A profile, and whether the IMGAPI is configured for channels (imgmanifest's channelFromName). */
+interface Mode {
+  profile: ValidatorProfile;
+  channels: boolean;
+}
+
 type Code = 'MissingParameter' | 'Invalid';
 /** Fixed, or made from the value (a field's or an entry's) and the entry's key. */
 type Message = string | ((value: unknown, key: string) => string);
-type Applies = (m: JsonObject, profile: ValidatorProfile) => boolean;
+type Applies = (m: JsonObject, profile: Mode) => boolean;
 
 /** One `if (bad) errs.push(...)` branch of an imgmanifest validator. */
 interface Rule {
@@ -38,7 +44,7 @@ interface Rule {
   applies?: Applies;
 }
 
-type Validator = (m: JsonObject, field: string, profile: ValidatorProfile) => FieldError[];
+type Validator = (m: JsonObject, field: string, profile: Mode) => FieldError[];
 
 const invalid = (ok: Rule['ok'], message?: Message, applies?: Applies): Rule =>
   ({ code: 'Invalid', ok, message, applies });
@@ -48,7 +54,7 @@ const missing = (applies?: Applies, message?: string): Rule =>
 const quoting = (fmt: string): Message => (value) => format(fmt, value);
 
 function firstError(rules: Rule[], field: string, value: unknown, key: string, m: JsonObject,
-  profile: ValidatorProfile): FieldError | undefined {
+  profile: Mode): FieldError | undefined {
   // An absent value only ever meets imgmanifest's MissingParameter branch.
   const candidates = value === undefined ? rules.filter((r) => r.code === 'MissingParameter') : rules;
   const rule = candidates.find((r) => (!r.applies || r.applies(m, profile)) && !r.ok(value, m));
@@ -118,7 +124,7 @@ const driver = (name: string, gap = ' ') => zvolOnly(
 
 // ---- requirements
 
-type RequirementCheck = (reqs: JsonObject, requirements: unknown, profile: ValidatorProfile) => FieldError[];
+type RequirementCheck = (reqs: JsonObject, requirements: unknown, profile: Mode) => FieldError[];
 
 /** A check of reqs[key], reported as "requirements.<key>". */
 const requirement = (key: string, validate: Validator): RequirementCheck => (reqs, _, profile) =>
@@ -219,8 +225,8 @@ const FIELDS: Record<string, Validator> = {
     missing(),
     // boolFromString's TypeError, caught and quoted (it names no field).
     invalid(is.booleanLike, quoting('TypeError: invalid value for "undefined": %j')),
-    invalid(is.trueLike, 'private images are not allowed on a public Images API', (_, p) => p === 'public'),
-    invalid(is.falseLike, 'public images are not allowed on a private Images API', (_, p) => p === 'private'),
+    invalid(is.trueLike, 'private images are not allowed on a public Images API', (_, p) => p.profile === 'public'),
+    invalid(is.falseLike, 'public images are not allowed on a private Images API', (_, p) => p.profile === 'private'),
   ),
   type: wordField('type', TYPES),
   os: wordField('os', OSES),
@@ -275,8 +281,11 @@ const FIELDS: Record<string, Validator> = {
   cpu_type: driver('cpu_type'),
   image_size: zvolOnly('invalid image image_size: "%s" (cannot have a value when image type is zvol)',
     invalid(is.wholeNumber, quoting('invalid image image_size: "%s" (must be a positive integer)'))),
-  // This server has no channels: like an IMGAPI without them, it refuses any.
-  channels: chain(missing(), invalid(() => false, 'channels is invalid with an IMGAPI not configured for channels')),
+  channels: collection([
+    missing(),
+    invalid(() => false, 'channels is invalid with an IMGAPI not configured for channels', (_, mode) => !mode.channels),
+    invalid(is.array, quoting('invalid image "channels" (not an array): %j')),
+  ], [[invalid(is.string, quoting('invalid image "channels" entry: %j'))]]),
 };
 
 const unknownFields = unknownKeys(Object.keys(FIELDS));
@@ -288,7 +297,7 @@ const REQUIRED: Record<ValidatorProfile, string[]> = {
   minimal: MINIMAL_REQUIRED, dc: IMGAPI_REQUIRED, public: IMGAPI_REQUIRED, private: IMGAPI_REQUIRED,
 };
 
-function validateField(m: JsonObject, field: string, profile: ValidatorProfile): FieldError[] {
+function validateField(m: JsonObject, field: string, profile: Mode): FieldError[] {
   try {
     return FIELDS[field]!(m, field, profile);
   } catch {
@@ -302,12 +311,14 @@ function validateField(m: JsonObject, field: string, profile: ValidatorProfile):
  * [] when valid; else one FieldError per problem, in imgmanifest's order,
  * with its codes (MissingParameter | Invalid) and messages.
  */
-export function validateManifest(manifest: unknown, profile: ValidatorProfile): FieldError[] {
+export function validateManifest(manifest: unknown, profile: ValidatorProfile, opts: { channels?: boolean } = {}): FieldError[] {
   if (!isObject(manifest)) return [{ field: 'manifest', code: 'Invalid', message: 'manifest is not an object' }];
-  const required = REQUIRED[profile];
+  const channels = opts.channels === true;
+  const required = channels && profile !== 'minimal' ? [...REQUIRED[profile], 'channels'] : REQUIRED[profile];
+  const mode: Mode = { profile, channels };
   const present = Object.keys(FIELDS).filter((f) => !required.includes(f) && Object.hasOwn(manifest, f));
   return [
-    ...[...required, ...present].flatMap((field) => validateField(manifest, field, profile)),
+    ...[...required, ...present].flatMap((field) => validateField(manifest, field, mode)),
     ...unknownFields(manifest).map((field) => ({ field, code: 'Invalid' })),
   ];
 }

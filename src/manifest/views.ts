@@ -1,6 +1,6 @@
 /*
  * The two wire shapes of one image. IMGAPI clients get v2 with sdc-imgapi's
- * field order and allowlist (protocol.md §3.5); DSAPI clients get v1 in the
+ * field order and allowlist (docs/protocol.md §3.5); DSAPI clients get v1 in the
  * form current imgadm can still import and fifo can render (§2.2–2.4).
  * Pure: the caller supplies the public base URL and the file names.
  */
@@ -21,7 +21,11 @@ function isEmpty(value: unknown): boolean {
   return typeof value === 'object' && Object.keys(value).length === 0;
 }
 
-export function toImgapi(m: Manifest): Record<string, unknown> {
+/**
+ * `channels`: the image's channels, shown (last, as sdc-imgapi adds them)
+ * only on a server with channels to a client of API version 2.
+ */
+export function toImgapi(m: Manifest, channels?: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of V2_ORDER) {
     const value = m[key];
@@ -30,6 +34,7 @@ export function toImgapi(m: Manifest): Record<string, unknown> {
     out[key] = key === 'files' ? m.files.map((f) => ({ ...f })) : value;
   }
   if (m.state === 'failed' && m.error) out.error = m.error;
+  if (channels) out.channels = [...channels];
   return out;
 }
 
@@ -71,6 +76,8 @@ export function toDsapi(m: Manifest, ctx: DsapiContext): Record<string, unknown>
   for (const key of V1_PASSTHROUGH) {
     if (!isEmpty(m[key])) out[key] = m[key];
   }
+  // imgmanifest's v1→v2 upgrade keeps it: without it imgadm imports an incremental image without its chain.
+  if (m.origin) out.origin = m.origin;
   out.files = m.files.map((f, i) => {
     const name = ctx.fileNames[i] ?? '';
     return {

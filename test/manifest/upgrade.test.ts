@@ -1,6 +1,6 @@
 /*
  * upgradeManifest against imgmanifest 3.2.1's: every fixture of the upgrade
- * oracle (../shared/fixtures/upgrade-oracle/oracle.json), purity, and a
+ * oracle (test/fixtures/upgrade-oracle/oracle.json), purity, and a
  * cross-check with the real module on generated v1/v2 manifests.
  */
 import { createRequire } from 'node:module';

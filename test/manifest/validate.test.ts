@@ -1,6 +1,6 @@
 /*
  * validateManifest against imgmanifest 3.2.1: the 29 upstream cases in
- * ../shared/fixtures/validation, the validator results recorded in the
+ * test/fixtures/validation, the validator results recorded in the
  * upgrade oracle, and a cross-check with the real module on thousands of
  * generated manifests under all four profiles. Last, the few places where
  * we knowingly differ from imgmanifest, so a change on either side shows.
