@@ -7,9 +7,9 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
-import { ApiError } from '../errors.js';
+import { errors } from '../errors.js';
 
-const corrupt = (why: string) => new ApiError('Download', 400, `the gzip stream is truncated or corrupt (${why})`);
+const corrupt = (why: string) => errors.Download(`the gzip stream is truncated or corrupt (${why})`);
 
 export class GzipCheck extends Transform {
   private readonly gunzip: Gunzip = createGunzip();

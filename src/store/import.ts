@@ -1,18 +1,19 @@
 /*
  * The import transaction every way in shares (HTTP, import-image, mirrors).
  * Bytes stream into a private folder under serve_dir/.staging, hashed and
- * counted on the way; everything is fsynced; then one rename publishes the
+ * counted on the way (a mirror's finished download is moved in and read
+ * once instead); everything is fsynced; then one rename publishes the
  * folder as serve_dir/<uuid>, or moves one verified file into an existing
  * image folder. Until that rename nothing is visible, and a crash leaves
  * only a staging folder that the next start removes.
  */
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ApiError, ImageUuidAlreadyExists } from '../errors.js';
+import { errors } from '../errors.js';
 import { fsyncDir } from './atomic.js';
 import { Digester, type FileDigest } from './hashing.js';
 import { MANIFEST_FILE, SIDECAR_FILE, isSafeFileName, type Layout } from './layout.js';
@@ -25,7 +26,10 @@ export interface FileExpectations {
   maxBytes: number;
 }
 
-const download = (message: string) => new ApiError('Download', 400, message);
+/** A complete file already under serve_dir (a finished download), to be moved into an import rather than copied. */
+export class LocalFile {
+  constructor(readonly file: string) {}
+}
 
 export class ImportTxn {
   private constructor(
@@ -41,22 +45,35 @@ export class ImportTxn {
     return new ImportTxn(layout, dir);
   }
 
-  /** Streams `source` into the staging folder as `name`, verified against `expect`. */
-  async receiveFile(source: Readable, name: string, expect: FileExpectations): Promise<FileDigest> {
+  /**
+   * Streams `source` into the staging folder as `name`, verified against
+   * `expect`. A LocalFile is moved in (one rename, no second copy) and
+   * read once to verify it.
+   */
+  async receiveFile(source: Readable | LocalFile, name: string, expect: FileExpectations): Promise<FileDigest> {
     if (!isSafeFileName(name)) throw new Error(`not a safe file name: ${name}`);
-    const digester = new Digester(expect.maxBytes);
-    // flush: the file is fsynced before the stream closes, and so before pipeline resolves.
-    const file = createWriteStream(path.join(this.dir, name), { flags: 'wx', mode: 0o666, flush: true, highWaterMark: 1024 * 1024 });
-    // Read the source without owning it: a refused upload (too large) must
-    // not destroy the HTTP request under it, or the client never gets its 400.
-    await pipeline(source.iterator({ destroyOnReturn: false }), digester, file);
+    const target = path.join(this.dir, name);
+    let digester: Digester;
+    if (source instanceof LocalFile) {
+      await fs.rename(source.file, target);
+      await syncFile(target);
+      digester = new Digester(expect.maxBytes);
+      await pipeline(createReadStream(target, { highWaterMark: 1024 * 1024 }), digester, new Writable({ write: (_c, _e, done) => done() }));
+    } else {
+      digester = new Digester(expect.maxBytes);
+      // flush: the file is fsynced before the stream closes, and so before pipeline resolves.
+      const file = createWriteStream(target, { flags: 'wx', mode: 0o666, flush: true, highWaterMark: 1024 * 1024 });
+      // Read the source without owning it: a refused upload (too large) must
+      // not destroy the HTTP request under it, or the client never gets its 400.
+      await pipeline(source.iterator({ destroyOnReturn: false }), digester, file);
+    }
     const digest = digester.digest();
-    if (digest.size === 0) throw download('the image file is empty');
+    if (digest.size === 0) throw errors.Download('the image file is empty');
     if (expect.size !== undefined && digest.size !== expect.size) {
-      throw download(`"size" ${expect.size} does not match the uploaded file size, ${digest.size}`);
+      throw errors.Download(`"size" ${expect.size} does not match the uploaded file size, ${digest.size}`);
     }
     if (expect.sha1 !== undefined && digest.sha1 !== expect.sha1.toLowerCase()) {
-      throw download(`"sha1" hash, ${expect.sha1}, does not match the uploaded file sha1 hash, ${digest.sha1}`);
+      throw errors.Download(`"sha1" hash, ${expect.sha1}, does not match the uploaded file sha1 hash, ${digest.sha1}`);
     }
     return digest;
   }
@@ -74,7 +91,7 @@ export class ImportTxn {
       await fs.rename(this.dir, this.layout.imageDir(uuid));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST' || code === 'ENOTEMPTY') throw ImageUuidAlreadyExists(uuid);
+      if (code === 'EEXIST' || code === 'ENOTEMPTY') throw errors.ImageUuidAlreadyExists(`an image with uuid ${uuid} already exists`);
       throw err;
     }
     await fsyncDir(this.layout.root);
@@ -89,6 +106,15 @@ export class ImportTxn {
   /** Removes whatever the transaction staged; safe to call after publish. */
   async abort(): Promise<void> {
     await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -8,7 +8,6 @@
  * changes), read only by a server of the same version.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { VERSION } from '../version.js';
 import { writeFileAtomic } from './atomic.js';
 import type { Layout } from './layout.js';
@@ -23,15 +22,11 @@ interface Snapshot {
   records: (Omit<ImageRecord, 'files'> & { files: (Omit<ImageRecord['files'][number], 'mtime'>)[] })[];
 }
 
-export function cachePath(layout: Layout): string {
-  return path.join(layout.root, '.index-cache.json');
-}
-
 /** The cached records, or null when there is no usable snapshot. */
 export function readIndexCache(layout: Layout): ImageRecord[] | null {
   let snapshot: Snapshot;
   try {
-    snapshot = JSON.parse(fs.readFileSync(cachePath(layout), 'utf8')) as Snapshot;
+    snapshot = JSON.parse(fs.readFileSync(layout.indexSnapshotPath(), 'utf8')) as Snapshot;
   } catch {
     return null;
   }
@@ -46,5 +41,5 @@ export async function writeIndexCache(layout: Layout, records: readonly ImageRec
     root: layout.root,
     records: records.map((r) => ({ ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) })),
   };
-  await writeFileAtomic(cachePath(layout), JSON.stringify(snapshot), layout.stagingRoot());
+  await writeFileAtomic(layout.indexSnapshotPath(), JSON.stringify(snapshot), layout.stagingRoot());
 }

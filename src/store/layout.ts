@@ -1,21 +1,29 @@
 /*
  * The on-disk layout, and the only place that builds paths into serve_dir.
  * It is the layout of the original smartos-image-server, its import-image
- * script and dsapid, so an existing serve_dir works unchanged:
+ * script and dsapid, so an existing serve_dir works unchanged; everything
+ * this server adds is a dot-entry the others ignore:
  *
  *   <serve_dir>/
- *   ├── <uuid>/               one image; the name is its lowercase UUID
- *   │   ├── manifest.json     the pure manifest: v1 as legacy tools wrote it, or v2
- *   │   ├── server.json       sidecar: facts that belong to this server (file names,
- *   │   │                     md5, upload time, origin of the copy); optional
- *   │   └── <file name>       files[i].path of a v1 manifest, or the name in server.json
- *   ├── .staging/<pid>-<id>/  imports in progress, one folder per transaction;
- *   │                         published by renaming the folder to <uuid>/,
- *   │                         or holding the temp file of one atomic rewrite
- *   ├── .locks/<uuid>         held while a process changes that image
- *   ├── .deleted/<uuid>       tombstone of an activated image that was deleted
- *   ├── .trash/               deleted image folders on their way out
- *   └── anything else         ignored (README, index.html, dot-files)
+ *   ├── <uuid>/                 one image; the name is its lowercase UUID
+ *   │   ├── manifest.json       the pure manifest: v1 as legacy tools wrote it, or v2
+ *   │   ├── server.json         sidecar: facts that belong to this server (file names,
+ *   │   │                       md5, upload time, origin of the copy); optional
+ *   │   └── <file name>         files[i].path of a v1 manifest, or the name in server.json
+ *   ├── .staging/<pid>-<id>/    imports in progress, one folder per transaction;
+ *   │                           published by renaming the folder to <uuid>/,
+ *   │                           or holding the temp file of one atomic rewrite
+ *   ├── .locks/<uuid>           held while a process changes that image
+ *   ├── .deleted/<uuid>         tombstone of an activated image that was deleted
+ *   ├── .trash/<pid>-<id>/      deleted image folders on their way out
+ *   ├── .mirror/<uuid>-<sha1>.partial
+ *   │                           a download from an upstream or a peer, kept across
+ *   │                           restarts so that it resumes
+ *   ├── .cluster/synced.json    what this server last agreed with the cluster index
+ *   ├── .index-cache.json       snapshot of the index, for a quick restart
+ *   ├── .rescan                 left by `image-server rescan`: the server removes it
+ *   │                           and checks every folder
+ *   └── anything else           ignored (README, index.html, other dot-files)
  *
  * Callers hand in a UUID that matched UUID_RE and a file name that passed
  * isSafeFileName(); nothing else ever reaches a path. Image paths are
@@ -28,10 +36,34 @@ import { UUID_RE } from '../manifest/types.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const SIDECAR_FILE = 'server.json';
-export const STAGING_DIR = '.staging';
+const STAGING_DIR = '.staging';
 const LOCK_DIR = '.locks';
 const TOMBSTONE_DIR = '.deleted';
 const TRASH_DIR = '.trash';
+const PARTIAL_DIR = '.mirror';
+const CLUSTER_DIR = '.cluster';
+const CLUSTER_STATE_FILE = 'synced.json';
+const INDEX_SNAPSHOT_FILE = '.index-cache.json';
+export const RESCAN_REQUEST_FILE = '.rescan';
+
+const UUID_SOURCE = UUID_RE.source.replace(/^\^|\$$/g, '');
+
+/**
+ * Every entry this server may create at the top of serve_dir besides image
+ * folders: whether it must be empty (or absent) when no operation is in
+ * flight, and the names it may hold otherwise. What the conformance tests
+ * hold a serve_dir to: anything else is a leftover.
+ */
+export const SERVER_ENTRIES: Readonly<Record<string, { transient: boolean; dir: boolean; holds?: RegExp }>> = {
+  [STAGING_DIR]: { transient: true, dir: true },
+  [LOCK_DIR]: { transient: true, dir: true },
+  [TRASH_DIR]: { transient: true, dir: true },
+  [TOMBSTONE_DIR]: { transient: false, dir: true, holds: UUID_RE },
+  [PARTIAL_DIR]: { transient: false, dir: true, holds: new RegExp(`^${UUID_SOURCE}-[0-9a-f]{40}\\.partial$`) },
+  [CLUSTER_DIR]: { transient: false, dir: true, holds: new RegExp(`^${CLUSTER_STATE_FILE.replace('.', '\\.')}$`) },
+  [INDEX_SNAPSHOT_FILE]: { transient: false, dir: false },
+  [RESCAN_REQUEST_FILE]: { transient: true, dir: false },
+};
 
 const RESERVED_NAMES = new Set([MANIFEST_FILE, SIDECAR_FILE, '.', '..']);
 
@@ -50,6 +82,12 @@ export function isSafeFileName(name: string): boolean {
 
 export function isImageDirName(name: string): boolean {
   return UUID_RE.test(name);
+}
+
+/** A partial download's name: the bytes of one exact file, whatever source they come from. */
+export function partialName(uuid: string, sha1: string): string {
+  if (!isImageDirName(uuid) || !/^[0-9a-f]{40}$/.test(sha1)) throw new Error(`not a partial download: ${uuid} ${sha1}`);
+  return `${uuid}-${sha1}.partial`;
 }
 
 export class Layout {
@@ -85,8 +123,16 @@ export class Layout {
     return path.join(this.root, STAGING_DIR, id);
   }
 
+  lockRoot(): string {
+    return path.join(this.root, LOCK_DIR);
+  }
+
   lockPath(uuid: string): string {
     return path.join(this.root, LOCK_DIR, this.checked(uuid));
+  }
+
+  tombstoneRoot(): string {
+    return path.join(this.root, TOMBSTONE_DIR);
   }
 
   tombstonePath(uuid: string): string {
@@ -99,6 +145,26 @@ export class Layout {
 
   trashRoot(): string {
     return path.join(this.root, TRASH_DIR);
+  }
+
+  partialRoot(): string {
+    return path.join(this.root, PARTIAL_DIR);
+  }
+
+  partialPath(uuid: string, sha1: string): string {
+    return path.join(this.root, PARTIAL_DIR, partialName(uuid, sha1));
+  }
+
+  clusterStatePath(): string {
+    return path.join(this.root, CLUSTER_DIR, CLUSTER_STATE_FILE);
+  }
+
+  indexSnapshotPath(): string {
+    return path.join(this.root, INDEX_SNAPSHOT_FILE);
+  }
+
+  rescanRequestPath(): string {
+    return path.join(this.root, RESCAN_REQUEST_FILE);
   }
 
   private checked(uuid: string): string {

@@ -7,6 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { normalizeManifest } from '../manifest/normalize.js';
+import { publishProblems } from '../manifest/publish.js';
+import { isActivated } from '../manifest/states.js';
 import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
 import { isSafeFileName, type Layout } from './layout.js';
 import { sidecarFromText, type Sidecar } from './sidecar.js';
@@ -75,13 +77,19 @@ interface FileRead {
   st: fs.Stats;
 }
 
-/** A file's bytes and the stat of that same open file; undefined if there is none. */
+/**
+ * A file's bytes and the stat of that same open file; undefined if there
+ * is none. A symlink is not followed: a manifest.json pointing anywhere
+ * would let anyone who can make one have any file read and served.
+ */
 function readWithStat(p: string): FileRead | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(p, 'r');
+    fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new Error(`${path.basename(p)} is a symbolic link, which is not followed`, { cause: err });
     throw err;
   }
   try {
@@ -126,6 +134,10 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
   if (!normalized.ok) return { ok: false, problems: normalized.problems, stamp };
   const { manifest, legacy, paths, unknownCompression } = normalized.value;
   if (manifest.uuid !== uuid) return fail(`manifest uuid ${manifest.uuid} does not match its directory`);
+  // A folder written by another tool is held to the rules a published
+  // manifest is (no markup in a name, no javascript: homepage).
+  const invalid = publishProblems(manifest);
+  if (invalid.length > 0) return { ok: false, problems: invalid.map((e) => `${e.field}: ${e.message ?? e.code}`), stamp };
 
   const sidecar = parseSidecar(sidecarFile?.text, problems);
   const legacyFacts = legacy ?? legacyFrom(sidecar);
@@ -142,8 +154,7 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
     if (unknownCompression.includes(i)) mf.compression = sniffCompression(layout.filePath(uuid, file.name));
     files.push(file);
   });
-  const activated = manifest.state === 'active' || manifest.state === 'disabled';
-  if (activated && problems.length > 0) return { ok: false, problems, stamp };
+  if (isActivated(manifest.state) && problems.length > 0) return { ok: false, problems, stamp };
   // An image not yet activated may still be waiting for its file.
   const publishedMs = manifest.published_at ? Date.parse(manifest.published_at) : 0;
   return {

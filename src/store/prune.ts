@@ -5,7 +5,7 @@
  * unactivated images are never pruned: an operator put them there.
  */
 import type { ImageRecord } from './store.js';
-import type { ImageWriter } from './writer.js';
+import type { ImageWriter, Provenance } from './writer.js';
 
 export interface PruneOptions {
   keep: number;
@@ -45,6 +45,6 @@ function depth(r: ImageRecord, byUuid: Map<string, ImageRecord>): number {
 }
 
 /** Deletes what planPrune chose, in its order. */
-export async function prune(writer: ImageWriter, plan: ImageRecord[], by: string): Promise<void> {
-  for (const r of plan) await writer.remove(r.uuid, by);
+export async function prune(writer: ImageWriter, plan: ImageRecord[], provenance: Provenance): Promise<void> {
+  for (const r of plan) await writer.remove(r.uuid, provenance);
 }

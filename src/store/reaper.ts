@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import type { Logger } from '../log.js';
+import { takesFiles } from '../manifest/states.js';
 import type { ImageStore } from './store.js';
 import type { ImageWriter } from './writer.js';
 
@@ -20,10 +21,10 @@ export async function reapUnactivated(store: ImageStore, writer: ImageWriter, ma
   const reaped: string[] = [];
   const cutoff = Date.now() - maxAgeMs;
   for (const record of store.list()) {
-    if (record.manifest.state !== 'unactivated') continue;
+    if (!takesFiles(record.manifest.state)) continue;
     if (store.dependents(record.uuid).length > 0) continue;
     if ((await lastTouched(store, record.uuid)) > cutoff) continue;
-    await writer.remove(record.uuid, 'reaper');
+    await writer.remove(record.uuid, { via: 'reaper', by: 'reaper' });
     log.info({ uuid: record.uuid, name: record.manifest.name, version: record.manifest.version },
       'removed an unactivated image abandoned for too long');
     reaped.push(record.uuid);

@@ -2,7 +2,7 @@
  * Compression from the first bytes of a file or stream: gzip, bzip2 and xz
  * have magic numbers, a raw zfs send stream has none of them.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Compression } from '../manifest/types.js';
 
 export const SNIFF_BYTES = 6;
@@ -17,20 +17,24 @@ export function compressionOf(head: Buffer): Compression {
 
 /**
  * Reads just enough of `source` to tell its compression, and returns a
- * stream that still yields every byte from the first.
+ * stream that still yields every byte from the first: `source` itself, the
+ * bytes read put back, so that no second stream exists whose errors nobody
+ * would listen to before the caller reads on.
  */
 export async function sniffStream(source: Readable): Promise<{ compression: Compression; stream: Readable }> {
   const head: Buffer[] = [];
   let have = 0;
+  let ended = true;
   for await (const chunk of source.iterator({ destroyOnReturn: false })) {
     head.push(chunk as Buffer);
     have += (chunk as Buffer).length;
-    if (have >= SNIFF_BYTES) break;
+    if (have >= SNIFF_BYTES) {
+      ended = false;
+      break;
+    }
   }
   const first = Buffer.concat(head);
-  const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
-  stream.write(first);
-  source.on('error', (err) => stream.destroy(err));
-  source.pipe(stream);
-  return { compression: compressionOf(first), stream };
+  if (ended) return { compression: compressionOf(first), stream: Readable.from(have > 0 ? [first] : [], { objectMode: false }) };
+  source.unshift(first);
+  return { compression: compressionOf(first), stream: source };
 }

@@ -2,35 +2,57 @@
  * The image store: an in-memory index of serve_dir, kept in step with the
  * disk without a restart, and the only way to open an image file.
  *
- * Requests never read manifests from disk. The index notices images that
- * other processes add or remove (import-image, rsync, rm) by polling the
- * serve_dir's own mtime every scanIntervalMs, which moves whenever an entry
- * is created, renamed or removed, and each image directory's, which moves
- * when a file in it is replaced by rename (rsync, an atomic rewrite).
- * Directories that were incomplete or broken at the last look are retried on
- * every poll, and a full sweep every fullScanIntervalMs catches files edited
- * in place.
+ * Requests never read manifests from disk. Changes made through the server
+ * update the index at once. Changes other processes make (import-image,
+ * rsync, cp, rm) are found three ways, none of which costs anything that
+ * grows with the catalog while nothing changes:
+ * - on Linux, inotify tells at once (watcher.ts);
+ * - every scanIntervalMs, serve_dir's own stamp is compared, which moves
+ *   whenever a folder in it is created, renamed or removed; folders that
+ *   were incomplete or broken at the last look are retried too;
+ * - a rolling sweep re-checks every folder in full (its stamp, manifest,
+ *   server.json and files) once per fullScanIntervalMs, a few folders at
+ *   each tick, so the cost is spread evenly rather than a burst; where
+ *   inotify watches every folder, the sweep is only a safety net and goes
+ *   12 times slower (sweep.ts).
+ * A full sweep on demand (SIGHUP, `image-server rescan`) checks everything
+ * at once.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../log.js';
-import { ResourceNotFound } from '../errors.js';
+import { errors } from '../errors.js';
+import path from 'node:path';
+import { writeFileAtomic } from './atomic.js';
 import { DigestWorker } from './digests.js';
 import { removeLeftovers } from './import.js';
+import { removeDeadLocks } from './locks.js';
 import { readIndexCache, writeIndexCache } from './index-cache.js';
-import { Layout, isImageDirName } from './layout.js';
+import { Layout, RESCAN_REQUEST_FILE, isImageDirName } from './layout.js';
+import { partialFile, removeOldPartials } from './partials.js';
 import { dirStamp, loadImageDir, type ImageRecord, type StoredFile } from './loader.js';
+import { hasTombstone, listTombstones, readTombstone, type Tombstone } from './tombstones.js';
+import { RollingSweep } from './sweep.js';
+import { FolderWatcher } from './watcher.js';
 
-export type { ImageRecord, StoredFile };
+export type { ImageRecord, StoredFile, Tombstone };
 
 export interface StoreOptions {
   serveDir: string;
   log: Logger;
+  /** How often serve_dir itself is looked at. */
   scanIntervalMs?: number;
+  /** How long the rolling sweep takes to re-check every folder once. */
   fullScanIntervalMs?: number;
+  /** Use inotify where there is one (watcher.ts); false: the looks and the sweep only. */
+  watchFs?: boolean;
+  /** MB/s the background MD5 pass reads at. */
+  md5RateMBps?: number;
+  /** How long a download waits for the MD5 of its file before it goes without Content-MD5. */
+  md5WaitMs?: number;
   /**
    * false for one-shot commands (import-image, admin tools): no polling and
    * no background hashing, just the index as it is now.
@@ -41,7 +63,13 @@ export interface StoreOptions {
 /** How many directories a rescan loads before letting requests run. */
 const BATCH = 200;
 const MAX_DEPARTED = 10_000;
-const CACHE_WRITE_DELAY_MS = 5000;
+/** A snapshot is only a head start (start-up checks it against the folders): one a minute at most is plenty. */
+const CACHE_WRITE_DELAY_MS = 60_000;
+/** Lets a burst of inotify events (a folder being written) settle into one look. */
+const WATCH_SETTLE_MS = 50;
+
+/** The state files parts of the server keep in serve_dir. */
+export type StateFile = 'cluster';
 
 export interface SortKey {
   uuid: string;
@@ -57,11 +85,21 @@ export class ImageStore extends EventEmitter {
   private readonly broken = new Map<string, string[]>();
   private sorted: ImageRecord[] | null = null;
   /** Listing positions of images removed lately, so a paging marker naming one still works. */
-  private readonly departed = new Map<string, number>();
+  private readonly departed = new Map<string, { publishedMs: number; public: boolean }>();
   private rootStamp = '';
+  /** Images loaded, changed or gone since the last 'change' event, which names them. */
+  private readonly moved = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private scanning: Promise<void> | null = null;
   private pendingFull = false;
+  private watcher: FolderWatcher | undefined;
+  /** Folders inotify named since the last look. */
+  private readonly dirty = new Set<string>();
+  private soonTimer: NodeJS.Timeout | undefined;
+  private readonly sweep = new RollingSweep(300_000);
+  private readonly md5WaitMs: number;
+  /** A server's store (not a one-shot command's): the one that answers `image-server rescan`. */
+  private readonly serving: boolean;
   private cacheWrites = false;
   private cacheTimer: NodeJS.Timeout | undefined;
   private readonly digests: DigestWorker;
@@ -75,8 +113,14 @@ export class ImageStore extends EventEmitter {
     this.layout = new Layout(opts.serveDir);
     this.log = opts.log.child({ component: 'store' });
     this.realRoot = realRoot;
-    this.digests = new DigestWorker(this.layout, this.log, () => this.list());
+    this.digests = new DigestWorker(this.layout, this.log, () => this.list(), opts.md5RateMBps ?? 20);
+    this.md5WaitMs = opts.md5WaitMs ?? 30_000;
+    this.serving = opts.watch !== false;
     if (opts.watch === false) this.digests.stop();
+    if (opts.watch !== false && opts.watchFs !== false && FolderWatcher.supported()) {
+      this.watcher = new FolderWatcher(this.log, (uuid) => this.heard(uuid));
+      this.watcher.watchRoot(this.layout.root);
+    }
   }
 
   static async open(opts: StoreOptions): Promise<ImageStore> {
@@ -84,20 +128,25 @@ export class ImageStore extends EventEmitter {
       throw new Error(`serve_dir ${opts.serveDir}: ${err.code === 'ENOENT' ? 'does not exist' : err.message}`);
     });
     const store = new ImageStore(opts, realRoot);
-    const leftovers = await removeLeftovers(store.layout);
+    const leftovers = [...await removeLeftovers(store.layout), ...await removeDeadLocks(store.layout)];
     if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
     const watch = opts.watch !== false;
     const cached = watch ? readIndexCache(store.layout) : null;
     for (const record of cached ?? []) store.images.set(record.uuid, record);
-    // With a snapshot, a quick scan (one stat per folder) is enough to start
-    // serving; the full scan that checks every file follows at once.
+    // With a snapshot, serving can start once the folders added or gone
+    // since are known and those whose own stamp moved (a file in them
+    // renamed, the usual way to replace one) are re-read: one stat each.
+    // The sweep then checks every folder in full within 30 s (sweep.ts).
+    for (const record of cached ?? []) {
+      if (!record.stamp.startsWith(`${dirStamp(store.layout, record.uuid, true)}|`)) store.dirty.add(record.uuid);
+    }
     await store.rescan(!cached);
     store.log.info({ images: store.images.size, broken: store.broken.size, from_cache: cached !== null }, 'index loaded');
     if (watch) {
       store.cacheWrites = true;
-      if (cached) void store.rescan(true);
-      else store.scheduleCacheWrite();
-      store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 30_000);
+      if (cached !== null) store.sweep.verifyAll();
+      if (!cached) store.scheduleCacheWrite();
+      store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 300_000);
     }
     return store;
   }
@@ -112,17 +161,77 @@ export class ImageStore extends EventEmitter {
     return this.sorted;
   }
 
-  /** Where `uuid` sorts in listings, even shortly after it was removed. */
-  sortKey(uuid: string): SortKey | undefined {
+  /**
+   * Where `uuid` sorts in listings, even shortly after it was removed; a
+   * private image has no place for a caller who may not see it, so a marker
+   * naming one tells that caller no more than an unknown uuid.
+   */
+  sortKey(uuid: string, includePrivate: boolean): SortKey | undefined {
     const record = this.images.get(uuid);
-    if (record) return { uuid, publishedMs: record.publishedMs };
-    const publishedMs = this.departed.get(uuid);
-    return publishedMs === undefined ? undefined : { uuid, publishedMs };
+    const known = record ? { publishedMs: record.publishedMs, public: record.manifest.public } : this.departed.get(uuid);
+    if (!known || (!known.public && !includePrivate)) return undefined;
+    return { uuid, publishedMs: known.publishedMs };
   }
 
   /** Image folders the index skips, with why. */
   brokenImages(): ReadonlyMap<string, readonly string[]> {
     return this.broken;
+  }
+
+  /** Whether `uuid` belonged to an activated image that was deleted here (it has a tombstone). */
+  isDeleted(uuid: string): boolean {
+    return hasTombstone(this.layout, uuid);
+  }
+
+  /** Every uuid deleted here, for callers that would otherwise ask isDeleted() image by image. */
+  deletedUuids(): Set<string> {
+    return new Set(listTombstones(this.layout));
+  }
+
+  /** What the tombstone of `uuid` says, when it has one. */
+  tombstone(uuid: string): Tombstone | undefined {
+    return readTombstone(this.layout, uuid);
+  }
+
+  /**
+   * Whether a folder of that name is in serve_dir, served or not (broken,
+   * or still being written by another process).
+   */
+  hasFolder(uuid: string): boolean {
+    return fs.existsSync(this.layout.imageDir(uuid));
+  }
+
+  /** A state file the server keeps in serve_dir for one of its parts (the cluster's sync state), if there is one. */
+  readState(name: StateFile): string | undefined {
+    try {
+      return fs.readFileSync(this.statePath(name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Replaces a state file, atomically and durably. */
+  async writeState(name: StateFile, text: string): Promise<void> {
+    const file = this.statePath(name);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await writeFileAtomic(file, text, this.layout.stagingRoot());
+  }
+
+  private statePath(name: StateFile): string {
+    switch (name) {
+      case 'cluster': return this.layout.clusterStatePath();
+    }
+  }
+
+  /** Where to download image `uuid`'s file with `sha1` to, resuming what is there (partials.ts). */
+  partialFile(uuid: string, sha1: string): Promise<string> {
+    return partialFile(this.layout, uuid, sha1);
+  }
+
+  /** Removes partial downloads nobody touched for `maxAgeMs`. */
+  removeOldPartials(maxAgeMs: number): Promise<string[]> {
+    return removeOldPartials(this.layout, maxAgeMs);
   }
 
   /** The images that name `uuid` as their origin. */
@@ -137,16 +246,25 @@ export class ImageStore extends EventEmitter {
    */
   async openFile(record: ImageRecord, index: number): Promise<FileHandle> {
     const file = record.files[index];
-    if (!file) throw ResourceNotFound(`image "${record.uuid}" has no file`);
+    if (!file) throw errors.ResourceNotFound(`image "${record.uuid}" has no file`);
     const handle = await fsp.open(this.layout.filePath(record.uuid, file.name), 'r').catch(() => undefined);
     const st = await handle?.stat();
     if (!handle || !st || st.ino !== file.ino || st.dev !== file.dev || st.size !== file.size) {
       await handle?.close();
       this.log.warn({ uuid: record.uuid, file: file.name }, 'image file changed on disk; rescanning');
-      void this.rescan(true);
-      throw ResourceNotFound(`image "${record.uuid}" has no file`);
+      this.refreshNow(record.uuid);
+      throw errors.ResourceNotFound(`image "${record.uuid}" has no file`);
     }
     return handle;
+  }
+
+  /**
+   * The file's path below serve_dir as a URI path, for a proxy that serves
+   * serve_dir itself; undefined when its name would need escaping.
+   */
+  fileUri(record: ImageRecord, index: number): string | undefined {
+    const name = record.files[index]?.name;
+    return name !== undefined && /^[A-Za-z0-9._+-]+$/.test(name) ? `${record.uuid}/${name}` : undefined;
   }
 
   /** Brings the index in line with the disk; `full` also re-checks known images. */
@@ -165,14 +283,25 @@ export class ImageStore extends EventEmitter {
   async close(opts: { snapshot?: boolean } = {}): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    clearTimeout(this.soonTimer);
+    this.watcher?.close();
     clearTimeout(this.cacheTimer);
     const write = opts.snapshot && this.cacheWrites;
     this.cacheWrites = false;
     this.digests.stop();
+    await this.digests.idle();
     if (write) {
       await writeIndexCache(this.layout, this.list())
         .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
     }
+  }
+
+  /**
+   * Waits, up to md5WaitMs, for the MD5 of files[index] when it isn't known
+   * yet, moving that file to the front of the background pass.
+   */
+  awaitMd5(record: ImageRecord, index: number): Promise<void> {
+    return this.digests.want(record, index, this.md5WaitMs);
   }
 
   /** Resolves once every file the index serves has a known MD5 (or can't have one). */
@@ -180,9 +309,18 @@ export class ImageStore extends EventEmitter {
     return this.digests.idle();
   }
 
-  private startPolling(intervalMs: number, fullIntervalMs: number): void {
+  private startPolling(intervalMs: number, sweepPeriodMs: number): void {
+    this.sweep.restart(sweepPeriodMs);
     this.timers.push(setInterval(() => void this.rescan(false), intervalMs).unref());
-    this.timers.push(setInterval(() => void this.rescan(true), fullIntervalMs).unref());
+  }
+
+  /** inotify said something changed: look soon, once the burst settles. */
+  private heard(uuid: string | null): void {
+    if (uuid !== null && isImageDirName(uuid)) this.dirty.add(uuid);
+    this.soonTimer ??= setTimeout(() => {
+      this.soonTimer = undefined;
+      void this.rescan(false);
+    }, WATCH_SETTLE_MS).unref();
   }
 
   private async drainScans(): Promise<void> {
@@ -203,33 +341,61 @@ export class ImageStore extends EventEmitter {
     const started = process.hrtime.bigint();
     const root = await fsp.stat(this.layout.root);
     const rootStamp = `${root.mtimeMs}:${root.ctimeMs}`;
-    const rootChanged = rootStamp !== this.rootStamp;
-    let names: string[];
-    if (rootChanged || full) {
-      names = (await fsp.readdir(this.layout.root)).filter(isImageDirName);
+    let changed = false;
+    const names = new Set<string>();
+    if (rootStamp !== this.rootStamp || full) {
       this.rootStamp = rootStamp;
-    } else {
-      names = [...this.images.keys(), ...this.broken.keys()];
+      const entries = await fsp.readdir(this.layout.root);
+      if (this.serving && entries.includes(RESCAN_REQUEST_FILE)) full = this.takeRescanRequest() || full;
+      const present = new Set(entries.filter(isImageDirName));
+      changed = this.dropMissing(present);
+      for (const uuid of present) if (full || !this.images.has(uuid)) names.add(uuid);
     }
-    let changed = rootChanged || full ? this.dropMissing(new Set(names)) : false;
-    for (let i = 0; i < names.length; i += BATCH) {
-      for (const uuid of names.slice(i, i + BATCH)) changed = this.refresh(uuid, full) || changed;
-      if (i + BATCH < names.length) await yieldToLoop();
+    if (full) {
+      this.dirty.clear();
+    } else {
+      for (const uuid of [...this.broken.keys(), ...this.dirty, ...this.sweep.slice(this.images.size, () => [...this.images.keys()], this.watcher?.complete === true)]) names.add(uuid);
+      this.dirty.clear();
+    }
+    const list = [...names];
+    for (let i = 0; i < list.length; i += BATCH) {
+      for (const uuid of list.slice(i, i + BATCH)) {
+        if (!this.refresh(uuid)) continue;
+        changed = true;
+        this.moved.add(uuid);
+      }
+      if (i + BATCH < list.length) await yieldToLoop();
     }
     if (changed) this.indexChanged();
     this.lastScanSeconds[full ? 'full' : 'quick'] = Number(process.hrtime.bigint() - started) / 1e9;
   }
 
+  /** `image-server rescan` asked for a full sweep; true if this process took the request. */
+  private takeRescanRequest(): boolean {
+    try {
+      fs.unlinkSync(this.layout.rescanRequestPath());
+    } catch {
+      return false;
+    }
+    this.log.info('rescan requested: checking every image folder');
+    return true;
+  }
+
   /** Re-reads one image folder now, after this process changed it. */
   refreshNow(uuid: string): ImageRecord | undefined {
-    if (this.refresh(uuid, true)) this.indexChanged();
+    if (this.refresh(uuid)) {
+      this.moved.add(uuid);
+      this.indexChanged();
+    }
     return this.images.get(uuid);
   }
 
   private indexChanged(): void {
     this.sorted = null;
     this.generation++;
-    this.emit('change');
+    const moved = [...this.moved];
+    this.moved.clear();
+    this.emit('change', moved);
     this.digests.kick();
     this.scheduleCacheWrite();
   }
@@ -248,8 +414,12 @@ export class ImageStore extends EventEmitter {
     let changed = false;
     for (const uuid of [...this.images.keys(), ...this.broken.keys()]) {
       if (present.has(uuid)) continue;
-      changed = this.forget(uuid) || changed;
+      if (this.forget(uuid)) {
+        changed = true;
+        this.moved.add(uuid);
+      }
       this.broken.delete(uuid);
+      this.watcher?.unwatchFolder(uuid);
       this.log.info({ uuid }, 'image removed from disk');
     }
     return changed;
@@ -259,19 +429,32 @@ export class ImageStore extends EventEmitter {
     const record = this.images.get(uuid);
     if (!record) return false;
     this.images.delete(uuid);
-    this.departed.set(uuid, record.publishedMs);
+    this.departed.set(uuid, { publishedMs: record.publishedMs, public: record.manifest.public });
     if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
     return true;
   }
 
-  /** Re-reads one directory when it may have changed; true if the index changed. */
-  private refresh(uuid: string, full: boolean): boolean {
+  /**
+   * Re-reads one folder when its stamp, manifest, server.json or files
+   * changed; true if what the index serves changed. A change nothing is
+   * listed from (an MD5 recorded in server.json) updates the record in
+   * place, so cached listings stay.
+   */
+  private refresh(uuid: string): boolean {
+    this.watcher?.watchFolder(uuid, this.layout.imageDir(uuid));
     const known = this.images.get(uuid);
-    if (known && !this.broken.has(uuid) && this.unchanged(known, full)) return false;
+    if (known && !this.broken.has(uuid) && this.unchanged(known)) return false;
     const result = loadImageDir(this.layout, this.realRoot, uuid);
     if (result.ok) {
       this.digests.apply(result.record);
       this.broken.delete(uuid);
+      if (known && sameListing(known, result.record)) {
+        known.stamp = result.record.stamp;
+        known.files.forEach((f, i) => {
+          f.md5 = result.record.files[i]?.md5 ?? f.md5;
+        });
+        return false;
+      }
       this.images.set(uuid, result.record);
       if (!known) this.log.debug({ uuid }, 'image loaded');
       return true;
@@ -279,6 +462,7 @@ export class ImageStore extends EventEmitter {
     const hadImage = this.forget(uuid);
     if ('gone' in result) {
       this.broken.delete(uuid);
+      this.watcher?.unwatchFolder(uuid);
       return hadImage;
     }
     if (this.broken.get(uuid)?.join('\n') !== result.problems.join('\n')) {
@@ -288,16 +472,20 @@ export class ImageStore extends EventEmitter {
     return hadImage;
   }
 
-  /**
-   * A quick look compares the directory's own stamp, which moves when an
-   * entry in it is created, renamed or removed (rsync, an atomic rewrite);
-   * a full look also compares the manifest, sidecar and files themselves.
-   */
-  private unchanged(record: ImageRecord, full: boolean): boolean {
-    const stamp = dirStamp(this.layout, record.uuid, !full);
-    if (!full) return stamp !== undefined && record.stamp.startsWith(`${stamp}|`);
-    return stamp === record.stamp && filesUnchanged(this.layout, record);
+  /** Whether the folder's stamp (the folder, manifest and server.json) and its files are as the record saw them. */
+  private unchanged(record: ImageRecord): boolean {
+    return dirStamp(this.layout, record.uuid) === record.stamp && filesUnchanged(this.layout, record);
   }
+}
+
+/** Whether two reads of a folder differ only in what no listing shows (MD5s, the stamp). */
+function sameListing(a: ImageRecord, b: ImageRecord): boolean {
+  return a.publishedMs === b.publishedMs && a.files.length === b.files.length
+    && a.files.every((f, i) => {
+      const g = b.files[i]!;
+      return f.name === g.name && f.size === g.size && f.ino === g.ino && f.dev === g.dev && f.mtimeMs === g.mtimeMs;
+    })
+    && JSON.stringify([a.manifest, a.legacy]) === JSON.stringify([b.manifest, b.legacy]);
 }
 
 function filesUnchanged(layout: Layout, record: ImageRecord): boolean {
@@ -309,6 +497,23 @@ function filesUnchanged(layout: Layout, record: ImageRecord): boolean {
       return false;
     }
   });
+}
+
+/**
+ * Asks the server running on serveDir for a full sweep (`image-server
+ * rescan`): it removes the request file when it starts one. True if it did
+ * within `waitMs`; otherwise the request is taken back.
+ */
+export async function requestRescan(serveDir: string, waitMs: number): Promise<boolean> {
+  const file = new Layout(serveDir).rescanRequestPath();
+  await fsp.writeFile(file, `${process.pid}\n`);
+  const until = Date.now() + waitMs;
+  while (Date.now() < until) {
+    if (!fs.existsSync(file)) return true;
+    await sleep(100);
+  }
+  await fsp.rm(file, { force: true });
+  return false;
 }
 
 export function compareRecords(a: ImageRecord, b: ImageRecord): number {

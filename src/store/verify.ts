@@ -4,12 +4,9 @@
  * missing or its size is wrong. Repair disables what is wrong (never
  * deletes), so clients stop getting it and an operator can look.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { withDisabled } from '../manifest/publish.js';
-import { withHistory } from './sidecar.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { disabling } from '../manifest/states.js';
+import { hashFile } from './file-hash.js';
 import type { ImageStore } from './store.js';
 import type { ImageWriter } from './writer.js';
 
@@ -28,38 +25,28 @@ export interface VerifyOptions {
   signal?: AbortSignal;
 }
 
-/** Holds a stream to `rate` bytes per second on average. */
-class Throttle extends Transform {
-  private readonly started = Date.now();
-  private seen = 0;
-
-  constructor(private readonly rate: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.seen += chunk.length;
-    const ahead = (this.seen / this.rate) * 1000 - (Date.now() - this.started);
-    if (ahead > 0) setTimeout(() => done(null, chunk), ahead);
-    else done(null, chunk);
-  }
+/** A pace that holds a read to `rate` bytes per second on average. */
+function throttle(rate: number): (bytes: number) => Promise<void> {
+  const started = Date.now();
+  let seen = 0;
+  return async (bytes) => {
+    seen += bytes;
+    const ahead = (seen / rate) * 1000 - (Date.now() - started);
+    if (ahead > 0) await sleep(ahead);
+  };
 }
 
 async function sha1Of(path: string, opts: VerifyOptions): Promise<{ sha1: string; size: number }> {
-  const hash = createHash('sha1');
-  let size = 0;
-  const stages: (NodeJS.ReadableStream | NodeJS.ReadWriteStream | NodeJS.WritableStream)[] = [createReadStream(path)];
-  if (opts.rate) stages.push(new Throttle(opts.rate));
-  stages.push(new Writable({
-    write(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      opts.progress?.(chunk.length);
-      done();
+  const limit = opts.rate ? throttle(opts.rate) : undefined;
+  const hashes = await hashFile(path, {
+    pace: async (bytes) => {
+      opts.progress?.(bytes);
+      await limit?.(bytes);
     },
-  }));
-  await pipeline(stages, opts.signal ? { signal: opts.signal } : {});
-  return { sha1: hash.digest('hex'), size };
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const { sha1, size } = hashes.digest();
+  return { sha1, size };
 }
 
 /** Total bytes a full verify reads, for a progress bar. */
@@ -97,10 +84,7 @@ export async function repair(writer: ImageWriter, problems: VerifyProblem[]): Pr
   const failed: VerifyProblem[] = [];
   for (const p of problems) {
     try {
-      await writer.changeOnDisk(p.uuid, ({ manifest, sidecar }) => ({
-        manifest: withDisabled(manifest, true),
-        sidecar: withHistory(sidecar, `disabled by verify: ${p.problem}`, 'verify'),
-      }));
+      await writer.changeOnDisk(p.uuid, disabling(true, `disabled by verify: ${p.problem}`), { via: 'verify', by: 'verify' });
     } catch (err) {
       failed.push({ ...p, problem: `${p.problem} (not repaired: ${(err as Error).message})` });
     }

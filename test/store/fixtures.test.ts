@@ -1,5 +1,5 @@
 /*
- * Every manifest in ../shared/fixtures laid out in a serve_dir: the ones
+ * Every manifest in test/fixtures laid out in a serve_dir: the ones
  * imgadm can use are served and read back, the ones it would choke on are
  * skipped with a warning, and the rest of the catalog keeps serving.
  */

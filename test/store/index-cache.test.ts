@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { createLogger } from '../../src/log.js';
-import { cachePath, readIndexCache, writeIndexCache } from '../../src/store/index-cache.js';
+import { readIndexCache, writeIndexCache } from '../../src/store/index-cache.js';
 import { ImageStore } from '../../src/store/store.js';
 import { tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
 
@@ -21,7 +21,7 @@ test('a restart from the snapshot serves what is on disk, not what was', async (
   const [kept, edited, removed] = images(root, 3);
   const first = await ImageStore.open({ serveDir: root, log, watch: false });
   await writeIndexCache(first.layout, first.list());
-  first.close();
+  await first.close();
   t.is(readIndexCache(first.layout)?.length, 3);
 
   // While the server was down: one manifest replaced by rename, one folder removed, one added.
@@ -44,7 +44,7 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   const store = await ImageStore.open({ serveDir: root, log, watch: false });
   await writeIndexCache(store.layout, store.list());
   await store.close();
-  const file = cachePath(store.layout);
+  const file = store.layout.indexSnapshotPath();
   const snapshot = JSON.parse(fs.readFileSync(file, 'utf8'));
   fs.writeFileSync(file, JSON.stringify({ ...snapshot, version: '0.0.0-other' }));
   t.is(readIndexCache(store.layout), null);

@@ -1,0 +1,38 @@
+/*
+ * import-image's rule that no two images share a name and version, held
+ * by the store's gate on the manifest as it will be written: names and
+ * versions set through --set count as much as the arguments, one after
+ * the other and at the same moment.
+ */
+import { PassThrough } from 'node:stream';
+import test from 'ava';
+import { imageDirs, importImage, randomGzip, readManifest, served } from '../gz/kit.js';
+
+test('--set name=… version=… cannot take a name and version already taken', async (t) => {
+  const s = served(t);
+  const first = await importImage(s, ['base', '1.0.0', 'first'], randomGzip());
+  t.is(first.status, 0, first.stderr);
+  const again = await importImage(s, ['other', '9.9.9', 'again', '--set', 'name=base', '--set', 'version=1.0.0'], randomGzip());
+  t.is(again.status, 1);
+  t.regex(again.stderr, /base 1\.0\.0 is already taken/);
+  t.is(imageDirs(s.serveDir).length, 1);
+});
+
+test('two imports racing for one name and version, one of them through --set: exactly one wins, every round', async (t) => {
+  const s = served(t);
+  for (let round = 0; round < 4; round++) {
+    const name = `race${round}`;
+    // Both streams end together, so both imports reach the gate at about the same moment.
+    const streams = [new PassThrough(), new PassThrough()];
+    const runs = [
+      importImage(s, [name, '1.0.0', 'plain'], streams[0]),
+      importImage(s, ['decoy', '2.0.0', 'via --set', '--set', `name=${name}`, '--set', 'version=1.0.0'], streams[1]),
+    ];
+    const bytes = randomGzip(256 * 1024);
+    for (const stream of streams) stream.end(bytes);
+    const results = await Promise.all(runs);
+    t.deepEqual(results.map((r) => r.status).sort(), [0, 1], results.map((r) => r.stderr).join('\n'));
+    const named = imageDirs(s.serveDir).map((uuid) => readManifest(s.serveDir, uuid)).filter((m) => m.name === name);
+    t.is(named.length, 1, `round ${round}: one image named ${name}@1.0.0`);
+  }
+});
