@@ -1,6 +1,6 @@
 /*
  * What an upstream offers, in the form a mirror copies: its listing (IMGAPI
- * paged exactly as sdc-clients pages it, protocol.md §3.4; DSAPI in one
+ * paged exactly as sdc-clients pages it, docs/protocol.md §3.4; DSAPI in one
  * GET /datasets, each v1 manifest upgraded as imgadm upgrades it, §2.3),
  * single manifests for origins, and the filters that pick images.
  *
@@ -10,10 +10,13 @@
  * says .xz gets compression xz rather than imgmanifest's "none" (§2.3,
  * the pitfall imgadm would choke on when installing).
  */
+import { setImmediate } from 'node:timers/promises';
+import { UpstreamError } from '../fetch/errors.js';
 import { compressionFromName, isCompression, normalizeDate } from '../manifest/normalize.js';
 import { UUID_RE, isObject, type Compression, type JsonObject, type LegacyFields } from '../manifest/types.js';
 import { upgradeManifest } from '../manifest/upgrade.js';
-import { UpstreamError, type Upstream } from './upstream.js';
+import type { ArrayEntry } from './jsonarray.js';
+import type { Upstream } from './upstream.js';
 
 /** sdc-clients' page size, and the most IMGAPI returns without a limit. */
 export const PAGE = 1000;
@@ -44,55 +47,81 @@ export interface Filters {
   imageType?: readonly string[];
 }
 
+/** A listed manifest that cannot be mirrored, and why: plain data, as a listing may hold millions. */
+export interface Rejection {
+  rejected: true;
+  uuid?: string;
+  message: string;
+  raw?: unknown;
+}
+
+/** A single manifest (an origin's) that cannot be mirrored. */
 export class BadManifest extends UpstreamError {
-  constructor(readonly uuid: string | undefined, message: string, readonly raw?: unknown) {
+  constructor(readonly uuid: string | undefined, message: string) {
     super(message, { retryable: false, unhealthy: false });
     this.name = 'BadManifest';
   }
+}
 
-  /** Whether the image would have been picked, as far as its broken manifest tells. */
-  wanted(filters: Filters): boolean {
-    const raw = isObject(this.raw) ? this.raw : {};
-    const state = raw.state ?? (raw.disabled === true || raw.disabled === 'true' ? 'disabled' : 'active');
-    if (state !== 'active') return false;
-    const field = (key: string) => (typeof raw[key] === 'string' ? raw[key] : '');
-    const name = field('name');
-    if (filters.name?.length && !filters.name.some((n) => (n.startsWith('~') ? name.includes(n.slice(1)) : name === n))) return false;
-    if (filters.os?.length && !filters.os.includes(field('os'))) return false;
-    return !filters.imageType?.length || filters.imageType.includes(field('type'));
-  }
+/** Whether the image would have been picked, as far as its broken manifest tells. */
+export function wanted(rejection: Rejection, filters: Filters): boolean {
+  const raw = isObject(rejection.raw) ? rejection.raw : {};
+  const state = raw.state ?? (raw.disabled === true || raw.disabled === 'true' ? 'disabled' : 'active');
+  if (state !== 'active') return false;
+  const field = (key: string) => (typeof raw[key] === 'string' ? raw[key] : '');
+  const name = field('name');
+  if (filters.name?.length && !filters.name.some((n) => (n.startsWith('~') ? name.includes(n.slice(1)) : name === n))) return false;
+  if (filters.os?.length && !filters.os.includes(field('os'))) return false;
+  return !filters.imageType?.length || filters.imageType.includes(field('type'));
 }
 
 const SHA1_RE = /^[0-9a-f]{40}$/;
 const MD5_HEX_RE = /^[0-9a-f]{32}$/;
 
-/** Turns one upstream manifest into an UpstreamImage, or says why it cannot be mirrored. */
+/** A value as a message may quote it: an upstream's junk can be a megabyte long. */
+export function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Turns one upstream manifest into an UpstreamImage, or throws why it cannot be mirrored. */
 export function toUpstreamImage(upstream: Upstream, raw: unknown): UpstreamImage {
-  if (!isObject(raw)) throw new BadManifest(undefined, 'a manifest is not a JSON object', raw);
+  const image = readUpstreamImage(upstream, raw);
+  if ('rejected' in image) throw new BadManifest(image.uuid, image.message);
+  return image;
+}
+
+/** Turns one upstream manifest into an UpstreamImage, or says why it cannot be mirrored. */
+export function readUpstreamImage(upstream: Upstream, raw: unknown): UpstreamImage | Rejection {
+  const reject = (uuid: string | undefined, message: string): Rejection => ({ rejected: true, uuid, message, raw });
+  if (!isObject(raw)) return reject(undefined, 'a manifest is not a JSON object');
   const uuid = typeof raw.uuid === 'string' ? raw.uuid.toLowerCase() : undefined;
-  if (!uuid || !UUID_RE.test(uuid)) throw new BadManifest(undefined, `a manifest has no valid uuid: ${JSON.stringify(raw.uuid)}`, raw);
+  if (!uuid || !UUID_RE.test(uuid)) return reject(undefined, `a manifest has no valid uuid: ${quoted(raw.uuid)}`);
   const rawFile = Array.isArray(raw.files) && isObject(raw.files[0]) ? raw.files[0] : undefined;
   let manifest: JsonObject;
   try {
     manifest = raw.v === undefined && raw.creator_uuid ? upgradeManifest(raw) : structuredClone(raw);
   } catch (err) {
-    throw new BadManifest(uuid, `image ${uuid}: cannot upgrade the v1 manifest: ${(err as Error).message}`, raw);
+    return reject(uuid, `image ${uuid}: cannot upgrade the v1 manifest: ${(err as Error).message}`);
   }
   if (manifest.v === undefined || !(Number(manifest.v) >= 2)) {
-    throw new BadManifest(uuid, `image ${uuid}: manifest does not have a "v" field`, raw);
+    return reject(uuid, `image ${uuid}: manifest does not have a "v" field`);
   }
   manifest.uuid = uuid;
   if (typeof manifest.published_at === 'string') {
     const date = normalizeDate(manifest.published_at);
-    if (date === undefined) throw new BadManifest(uuid, `image ${uuid}: published_at is not a date: ${manifest.published_at}`, raw);
+    if (date === undefined) return reject(uuid, `image ${uuid}: published_at is not a date: ${quoted(manifest.published_at)}`);
     manifest.published_at = date;
+  }
+  if (manifest.origin !== undefined && (typeof manifest.origin !== 'string' || !UUID_RE.test(manifest.origin.toLowerCase()))) {
+    return reject(uuid, `image ${uuid}: origin is not a uuid: ${quoted(manifest.origin)}`);
   }
   const file = Array.isArray(manifest.files) && isObject(manifest.files[0]) ? manifest.files[0] : undefined;
   const sha1 = typeof file?.sha1 === 'string' ? file.sha1.toLowerCase() : '';
   const size = file?.size;
-  if (!SHA1_RE.test(sha1)) throw new BadManifest(uuid, `image ${uuid}: files[0] has no sha1 to verify the file with`, raw);
+  if (!SHA1_RE.test(sha1)) return reject(uuid, `image ${uuid}: files[0] has no sha1 to verify the file with`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
-    throw new BadManifest(uuid, `image ${uuid}: files[0].size is not a positive number`, raw);
+    return reject(uuid, `image ${uuid}: files[0].size is not a positive number`);
   }
   const image: UpstreamImage = {
     uuid,
@@ -142,13 +171,31 @@ export function matches(image: UpstreamImage, filters: Filters): boolean {
 
 export interface Listing {
   images: UpstreamImage[];
-  /** Manifests in the listing that cannot be mirrored, and why. */
-  rejected: BadManifest[];
+  /** Manifests in the listing that cannot be mirrored. */
+  rejected: number;
   /** The list requests made, for logs (and tests). */
   requests: number;
 }
 
-export type Fetch = (url: URL) => Promise<unknown>;
+export interface ListingProgress {
+  entries: number;
+  rejected: number;
+}
+
+export interface ListingHooks {
+  /** Each manifest that cannot be mirrored, as it is met. */
+  rejected(rejection: Rejection): void;
+  progress?(progress: ListingProgress): void;
+}
+
+/** GETs one listing answer and hands its elements to `consume` as they arrive, a chunk's worth at a time (again on a retry). */
+export type FetchArray = <T>(url: URL, consume: (entries: AsyncIterable<ArrayEntry[]>) => Promise<T>) => Promise<T>;
+
+/** A manifest's most; real ones are a few KiB. */
+export const MAX_ENTRY_BYTES = 1024 * 1024;
+/** Elements, and element bytes, judged between two turns of the event loop. */
+const PACE_ENTRIES = 256;
+const PACE_BYTES = 1024 * 1024;
 
 /**
  * Every image the upstream lists. IMGAPI: the first request without a
@@ -157,26 +204,60 @@ export type Fetch = (url: URL) => Promise<unknown>;
  * is inclusive), and stops on a short or empty page or when the last uuid
  * does not move (a server that ignores the marker). Filters the upstream
  * can apply exactly are sent along; they are applied here again anyway.
+ *
+ * Each element is parsed on its own as it arrives, and the work yields to
+ * the event loop every few hundred elements, so a listing of any size
+ * costs bounded memory and never stalls the server.
  */
-export async function listUpstream(upstream: Upstream, filters: Filters, fetch: Fetch): Promise<Listing> {
-  const listing: Listing = { images: [], rejected: [], requests: 0 };
+export async function listUpstream(upstream: Upstream, filters: Filters, fetch: FetchArray, hooks: ListingHooks): Promise<Listing> {
+  const listing: Listing = { images: [], rejected: 0, requests: 0 };
   const seen = new Set<string>();
-  const take = (raws: unknown[]) => {
-    for (const raw of raws) {
-      try {
-        const image = toUpstreamImage(upstream, raw);
-        if (seen.has(image.uuid)) continue;
-        seen.add(image.uuid);
-        listing.images.push(image);
-      } catch (err) {
-        if (!(err instanceof BadManifest)) throw err;
-        listing.rejected.push(err);
-      }
+  const progress: ListingProgress = { entries: 0, rejected: 0 };
+  let sincePause = { entries: 0, bytes: 0 };
+  /** Counts one element; true when it is time to let the event loop turn. */
+  const due = (bytes: number): boolean => {
+    progress.entries++;
+    sincePause.entries++;
+    sincePause.bytes += bytes;
+    if (sincePause.entries < PACE_ENTRIES && sincePause.bytes < PACE_BYTES) return false;
+    sincePause = { entries: 0, bytes: 0 };
+    hooks.progress?.({ ...progress });
+    return true;
+  };
+  const reject = (rejection: Rejection) => {
+    listing.rejected++;
+    progress.rejected++;
+    hooks.rejected(rejection);
+  };
+  const take = (raw: unknown) => {
+    const image = readUpstreamImage(upstream, raw);
+    if ('rejected' in image) reject(image);
+    else if (!seen.has(image.uuid)) {
+      seen.add(image.uuid);
+      listing.images.push(image);
     }
   };
-  if (upstream.type === 'dsapi') {
+  /** One answer: how many elements it had, and the uuid of its last. */
+  const page = (url: URL, marker?: string) => {
     listing.requests++;
-    take(asArray(await fetch(upstream.listUrl()), upstream.listUrl()));
+    return fetch(url, async (entries) => {
+      let count = 0;
+      let last: string | undefined;
+      for await (const batch of entries) {
+        for (const entry of batch) {
+          count++;
+          const parsed = parseEntry(entry);
+          last = 'value' in parsed && isObject(parsed.value) && typeof parsed.value.uuid === 'string' ? parsed.value.uuid : undefined;
+          if (!('value' in parsed)) reject(parsed);
+          else if (!(count === 1 && marker !== undefined && last === marker)) take(parsed.value);
+          if (due('bytes' in entry ? entry.bytes.length : entry.oversize)) await setImmediate();
+        }
+      }
+      return { count, last };
+    });
+  };
+  if (upstream.type === 'dsapi') {
+    await page(upstream.listUrl());
     return listing;
   }
   const params: Record<string, string> = {};
@@ -186,22 +267,21 @@ export async function listUpstream(upstream: Upstream, filters: Filters, fetch: 
   let marker: string | undefined;
   for (;;) {
     const url = upstream.listUrl(marker ? { ...params, marker, limit: String(PAGE) } : params);
-    listing.requests++;
-    const page = asArray(await fetch(url), url);
-    const full = page.length >= PAGE;
-    if (marker && isObject(page[0]) && page[0].uuid === marker) page.shift();
-    if (page.length === 0) break;
-    const last = page[page.length - 1];
-    const next = isObject(last) && typeof last.uuid === 'string' ? last.uuid : undefined;
-    if (marker && marker === next) break;
-    take(page);
-    if (!full || next === undefined) break;
-    marker = next;
+    const { count, last } = await page(url, marker);
+    if (count === 0 || (count === 1 && marker !== undefined && last === marker)) break;
+    if (marker && marker === last) break;
+    if (count < PAGE || last === undefined) break;
+    marker = last;
   }
   return listing;
 }
 
-function asArray(body: unknown, url: URL): unknown[] {
-  if (!Array.isArray(body)) throw new UpstreamError(`${url.origin}${url.pathname}: the listing is not a JSON array`, { retryable: false });
-  return body;
+/** One element's value, or why it has none. */
+function parseEntry(entry: ArrayEntry): { value: unknown } | Rejection {
+  if (!('bytes' in entry)) return { rejected: true, message: `a manifest is larger than ${MAX_ENTRY_BYTES} bytes` };
+  try {
+    return { value: JSON.parse(entry.bytes.toString('utf8')) as unknown };
+  } catch {
+    return { rejected: true, message: 'a listed element is not JSON' };
+  }
 }

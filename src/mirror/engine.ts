@@ -1,13 +1,14 @@
 /*
  * The mirror engine: one upstream, one run at a time. A run lists the
- * upstream, picks the active images that pass the filters, resolves each
- * one's origin chain (origins come along whatever their state or the
- * filters, and are copied first), and copies what serve_dir lacks:
+ * upstream (element by element, catalog.ts), lets the planner decide
+ * (planner.ts: which images, origins first, fetching the origins it asks
+ * for), and executes the plan, copying what serve_dir lacks:
  *
  *   download into serve_dir/.mirror/ (resumable, verified: download.ts)
+ *   → the compression read from the file's first bytes
  *   → ImageWriter.create, the import transaction every way in shares,
- *     which checks size and sha1 once more while staging the copy
- *   → the partial is removed.
+ *     which moves the finished download into its staging folder (no
+ *     second copy) and checks size and sha1 once more.
  *
  * Manifests keep the upstream's uuid, published_at, owner and the rest;
  * an image picked by the filters is published active, an origin keeps its
@@ -19,26 +20,32 @@
  * retried with backoff; the upstream's circuit breaker stops the run (and
  * later runs, for its cool-down) when failures keep coming.
  */
-import { createReadStream, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import { UpstreamError } from '../fetch/errors.js';
 import type { Logger } from '../log.js';
-import { ApiError } from '../errors.js';
-import { normalizeManifest } from '../manifest/normalize.js';
-import { STATES, ZERO_UUID, isObject, type JsonObject } from '../manifest/types.js';
-import { withImageLock } from '../store/locks.js';
-import { withHistory, type Sidecar } from '../store/sidecar.js';
+import { ApiError, errors } from '../errors.js';
+import { publishable } from '../manifest/publish.js';
+import type { Compression } from '../manifest/types.js';
+import { SNIFF_BYTES, compressionOf } from '../store/sniff.js';
 import type { ImageStore } from '../store/store.js';
-import type { ImageWriter } from '../store/writer.js';
-import { BadManifest, listUpstream, matches, toUpstreamImage, type Filters, type UpstreamImage } from './catalog.js';
-import { download, mirrorDir, removeOldPartials } from './download.js';
+import { LocalFile, type ImageWriter, type Provenance } from '../store/writer.js';
+import {
+  listUpstream, MAX_ENTRY_BYTES, toUpstreamImage, wanted, type Filters, type ListingHooks, type ListingProgress,
+  type UpstreamImage,
+} from './catalog.js';
+import type { ArrayEntry } from './jsonarray.js';
+import { download } from './download.js';
+import { localManifest, plan, type FetchedOrigin, type LocalState, type PlanEntry, type Role } from './planner.js';
 import { CircuitBreaker, DEFAULT_BREAKER, DEFAULT_RETRY, withRetry, type BreakerPolicy, type RetryPolicy } from './retry.js';
-import { Upstream, UpstreamError, type UpstreamType } from './upstream.js';
+import { Upstream, type ByteBudget, type UpstreamType } from './upstream.js';
 
 export interface MirrorSpec {
   url: string;
   type: UpstreamType;
   filters?: Filters;
   caFile?: string;
+  /** This server's channel the copies land in (a server with channels); the upstream's channel is in url. */
+  channel?: string;
 }
 
 export interface EngineOptions {
@@ -52,16 +59,13 @@ export interface EngineOptions {
   idleTimeoutMs?: number;
   /** How often a long download logs its progress. */
   progressLogMs?: number;
+  /** The largest image file copied (max_upload_bytes): a bigger one is refused before a byte of it is fetched. */
+  maxFileBytes?: number;
+  /** The most a run's listing may take, all its answers (and retries) together. */
+  maxListingBytes?: number;
 }
 
-export type Role = 'selected' | 'origin';
-
-export interface PlanEntry {
-  image: UpstreamImage;
-  role: Role;
-  /** The planned images that have this one as their origin. */
-  originOf: string[];
-}
+export type { PlanEntry, Role };
 
 export type Outcome = 'copied' | 'present' | 'deleted' | 'failed' | 'planned';
 
@@ -89,6 +93,8 @@ export interface MirrorReport {
   /** Set when the listing itself failed. */
   error?: string;
   listed: number;
+  /** Listed manifests that cannot be mirrored. */
+  rejected: number;
   selected: number;
   /** Copies planned, origins first (all of them in a dry run, else what was tried). */
   plan: PlanEntry[];
@@ -96,6 +102,7 @@ export interface MirrorReport {
 }
 
 export interface MirrorListener {
+  listing?(progress: ListingProgress): void;
   planned?(plan: readonly PlanEntry[]): void;
   started?(entry: PlanEntry): void;
   bytes?(entry: PlanEntry, n: number): void;
@@ -112,9 +119,10 @@ export interface RunOptions {
 export const count = (report: MirrorReport, outcome: Outcome) => report.results.filter((r) => r.outcome === outcome).length;
 export const failed = (report: MirrorReport) => report.error !== undefined || report.results.some((r) => r.outcome === 'failed');
 
-/** The sdc-imgapi cap on origin chains. */
-const MAX_CHAIN = 100;
 const PARTIAL_TTL_MS = 7 * 24 * 3_600_000;
+const MAX_LISTING_BYTES = 256 * 1024 * 1024;
+/** Broken manifests reported one by one in a run; the rest are counted. */
+const MAX_REPORTED_REJECTIONS = 20;
 
 export class Mirror {
   readonly upstream: Upstream;
@@ -124,6 +132,9 @@ export class Mirror {
   private readonly retry: RetryPolicy;
   private readonly concurrency: number;
   private readonly progressLogMs: number;
+  private readonly maxListingBytes: number;
+  private readonly maxFileBytes: number;
+  private readonly channel: string | undefined;
   private running = false;
 
   constructor(spec: MirrorSpec, private readonly opts: EngineOptions) {
@@ -137,8 +148,14 @@ export class Mirror {
     this.log = opts.log.child({ upstream: this.upstream.url });
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.breaker = new CircuitBreaker(opts.breaker ?? DEFAULT_BREAKER);
+    this.breaker.onOpen((until, err) => {
+      this.log.error({ paused_until: until.toISOString(), err: (err as Error).message }, 'mirror: upstream keeps failing; paused');
+    });
     this.concurrency = Math.max(1, opts.concurrency ?? 2);
     this.progressLogMs = opts.progressLogMs ?? 30_000;
+    this.maxListingBytes = opts.maxListingBytes ?? MAX_LISTING_BYTES;
+    this.maxFileBytes = opts.maxFileBytes ?? Number.MAX_SAFE_INTEGER;
+    this.channel = spec.channel;
   }
 
   close(): void {
@@ -155,10 +172,6 @@ export class Mirror {
     }
   }
 
-  private get layout() {
-    return this.opts.store.layout;
-  }
-
   private async runOnce(opts: RunOptions): Promise<MirrorReport> {
     const started = Date.now();
     const report: MirrorReport = {
@@ -168,6 +181,7 @@ export class Mirror {
       startedAt: new Date(started).toISOString(),
       seconds: 0,
       listed: 0,
+      rejected: 0,
       selected: 0,
       plan: [],
       results: [],
@@ -185,26 +199,21 @@ export class Mirror {
     this.log.info({ dry_run: report.dryRun }, 'mirror: run started');
     let images: UpstreamImage[];
     try {
-      const listing = await listUpstream(this.upstream, this.filters, (url) => this.getJson(url, opts));
+      const rejections = this.rejectionLog(report, opts);
+      const budget = { total: this.maxListingBytes, left: this.maxListingBytes };
+      const listing = await listUpstream(this.upstream, this.filters, (url, consume) =>
+        this.getJsonArray(url, consume, budget, opts), rejections);
+      rejections.close();
       images = listing.images;
-      report.listed = images.length + listing.rejected.length;
-      for (const bad of listing.rejected) {
-        // Only a broken manifest the filters would have picked is a failure of this run.
-        if (!bad.wanted(this.filters)) continue;
-        this.log.warn({ uuid: bad.uuid, err: bad.message }, 'mirror: upstream manifest cannot be mirrored');
-        report.results.push({ uuid: bad.uuid ?? '-', outcome: 'failed', error: bad.message });
-      }
-      this.log.info({ listed: report.listed, requests: listing.requests }, 'mirror: upstream listed');
+      report.listed = images.length + listing.rejected;
+      report.rejected = listing.rejected;
+      this.log.info({ listed: report.listed, rejected: listing.rejected, requests: listing.requests }, 'mirror: upstream listed');
     } catch (err) {
       report.error = (err as Error).message;
       this.log.error({ err: report.error }, 'mirror: listing the upstream failed');
       return finish();
     }
-    const selected = images
-      .filter((i) => i.state === 'active' && matches(i, this.filters))
-      .sort((a, b) => publishedMs(a) - publishedMs(b) || (a.uuid < b.uuid ? -1 : 1));
-    report.selected = selected.length;
-    const plan = await this.plan(selected, images, report, opts);
+    const plan = await this.plan(images, report, opts);
     report.plan = plan;
     opts.listener?.planned?.(plan);
     if (report.dryRun) {
@@ -213,7 +222,7 @@ export class Mirror {
       return finish();
     }
     await this.execute(plan, report, opts);
-    await removeOldPartials(mirrorDir(this.layout.root), PARTIAL_TTL_MS).catch(() => undefined);
+    await this.opts.store.removeOldPartials(PARTIAL_TTL_MS).catch(() => undefined);
     finish();
     const bytes = report.results.reduce((sum, r) => sum + (r.bytes ?? 0), 0);
     const summary = {
@@ -232,6 +241,38 @@ export class Mirror {
     return withRetry(() => this.upstream.getJson(url, opts.signal), this.retryContext(this.upstream.show(url), opts));
   }
 
+  private getJsonArray<T>(url: URL, consume: (entries: AsyncIterable<ArrayEntry[]>) => Promise<T>, budget: ByteBudget,
+    opts: RunOptions): Promise<T> {
+    const limits = { maxEntryBytes: MAX_ENTRY_BYTES, budget };
+    return withRetry(() => this.upstream.getJsonArray(url, consume, limits, opts.signal), this.retryContext(this.upstream.show(url), opts));
+  }
+
+  /**
+   * What becomes of the listed manifests that cannot be mirrored: those
+   * the filters would have picked fail the run, the first few of them
+   * logged and reported one by one, the rest counted in one line.
+   */
+  private rejectionLog(report: MirrorReport, opts: RunOptions): ListingHooks & { close(): void } {
+    let unreported = 0;
+    return {
+      rejected: (bad) => {
+        if (!wanted(bad, this.filters)) return;
+        if (report.results.length >= MAX_REPORTED_REJECTIONS) {
+          unreported++;
+          return;
+        }
+        this.log.warn({ uuid: bad.uuid, err: bad.message }, 'mirror: upstream manifest cannot be mirrored');
+        report.results.push({ uuid: bad.uuid ?? '-', outcome: 'failed', error: bad.message });
+      },
+      progress: (p) => opts.listener?.listing?.(p),
+      close: () => {
+        if (unreported === 0) return;
+        this.log.warn({ count: unreported }, 'mirror: more upstream manifests cannot be mirrored (not logged one by one)');
+        report.results.push({ uuid: '-', outcome: 'failed', error: `${unreported} more manifests cannot be mirrored` });
+      },
+    };
+  }
+
   private retryContext(what: string, opts: RunOptions) {
     return {
       policy: this.retry,
@@ -241,85 +282,56 @@ export class Mirror {
         this.log.warn({ what, err: err.message, attempt, retry_in_ms: delayMs }, 'mirror: failed; retrying');
         opts.listener?.retrying?.(what, err, delayMs);
       },
-      onOpen: (until: Date, err: Error) => {
-        this.log.error({ paused_until: until.toISOString(), err: err.message }, 'mirror: upstream keeps failing; paused');
-      },
     };
   }
 
   private present(uuid: string): boolean {
-    return this.opts.store.get(uuid) !== undefined || existsSync(this.layout.imageDir(uuid));
+    return this.opts.store.get(uuid) !== undefined || this.opts.store.hasFolder(uuid);
   }
 
   private deletedHere(uuid: string): boolean {
-    return existsSync(this.layout.tombstonePath(uuid));
+    return this.opts.store.isDeleted(uuid);
   }
 
   /**
-   * The copies to make, origins before the images built on them. Origins
-   * not in the listing (disabled, unactivated, filtered out) are fetched one
-   * by one; a chain stops at the first image serve_dir already has.
+   * The copies to make, origins before the images built on them (the
+   * planner decides); origins not in the listing (disabled, unactivated,
+   * filtered out) are fetched one by one as the planner asks for them.
    */
-  private async plan(selected: UpstreamImage[], listed: UpstreamImage[], report: MirrorReport, opts: RunOptions): Promise<PlanEntry[]> {
-    const known = new Map(listed.map((i) => [i.uuid, i]));
-    const entries = new Map<string, PlanEntry>();
-    const fail = (image: UpstreamImage, error: string) => {
-      const result = { ...itemResult({ image, role: 'selected', originOf: [] }, 'failed'), error };
-      report.results.push(result);
-      this.log.warn({ uuid: image.uuid, name: image.name, version: image.version, err: error }, 'mirror: cannot mirror image');
-      opts.listener?.finished?.(result);
-    };
-    for (const image of selected) {
-      if (entries.has(image.uuid)) {
-        entries.get(image.uuid)!.role = 'selected';
-        continue;
-      }
-      if (this.present(image.uuid)) {
-        report.results.push(itemResult({ image, role: 'selected', originOf: [] }, 'present'));
-        continue;
-      }
-      if (this.deletedHere(image.uuid)) {
-        report.results.push(itemResult({ image, role: 'selected', originOf: [] }, 'deleted'));
-        continue;
-      }
-      const chain = [image];
-      let problem: string | undefined;
-      for (let cur = image; cur.origin !== undefined && !problem;) {
-        const origin: string = cur.origin;
-        if (this.present(origin) || entries.has(origin)) break;
-        if (this.deletedHere(origin)) problem = `its origin ${origin} was deleted here`;
-        else if (chain.length >= MAX_CHAIN) problem = `its origin chain is longer than ${MAX_CHAIN}`;
-        else if (chain.some((c) => c.uuid === origin)) problem = `its origin chain loops at ${origin}`;
-        else {
-          try {
-            const next: UpstreamImage = known.get(origin) ?? toUpstreamImage(this.upstream,
-              await this.getJson(this.upstream.manifestUrl(origin), opts));
-            if (next.uuid !== origin) throw new BadManifest(origin, `asked for origin ${origin}, got ${next.uuid}`);
-            known.set(origin, next);
-            chain.push(next);
-            cur = next;
-          } catch (err) {
-            const status = (err as UpstreamError).status;
-            problem = status === 404 ? `its origin ${origin} does not exist upstream` : `its origin ${origin}: ${(err as Error).message}`;
-          }
-        }
-      }
-      if (!problem) {
-        problem = chain.map((c, i) => checkManifest(localManifest(c, i === 0 ? 'selected' : 'origin'))
-          .map((p) => `${c.uuid === image.uuid ? 'manifest' : `origin ${c.uuid}`}: ${p}`)).flat().join('; ') || undefined;
-      }
-      if (problem) {
-        fail(image, problem);
-        continue;
-      }
-      for (let i = chain.length - 1; i >= 0; i--) {
-        const c = chain[i]!;
-        if (!entries.has(c.uuid)) entries.set(c.uuid, { image: c, role: i === 0 ? 'selected' : 'origin', originOf: [] });
-        const parent = c.origin ? entries.get(c.origin) : undefined;
-        if (parent && !parent.originOf.includes(c.uuid)) parent.originOf.push(c.uuid);
-      }
+  private async plan(listed: UpstreamImage[], report: MirrorReport, opts: RunOptions): Promise<PlanEntry[]> {
+    const origins = new Map<string, FetchedOrigin>();
+    const local: LocalState = { has: (uuid) => this.present(uuid), deleted: (uuid) => this.deletedHere(uuid) };
+    const options = { filters: this.filters, maxFileBytes: this.maxFileBytes };
+    let decided = plan(listed, origins, local, options);
+    while (decided.fetch.length > 0) {
+      for (const uuid of decided.fetch) origins.set(uuid, await this.fetchOrigin(uuid, opts));
+      decided = plan(listed, origins, local, options);
     }
-    return [...entries.values()];
+    report.selected = decided.selected;
+    for (const skip of decided.skips) {
+      const result = { ...itemResult({ image: skip.image, role: 'selected', originOf: [] }, skip.outcome), ...(skip.error ? { error: skip.error } : {}) };
+      report.results.push(result);
+      if (skip.outcome !== 'failed') continue;
+      const { image } = skip;
+      this.log.warn({ uuid: image.uuid, name: image.name, version: image.version, err: skip.error }, 'mirror: cannot mirror image');
+      opts.listener?.finished?.(result);
+    }
+    // Bytes an earlier run (under a larger max_upload_bytes) left waiting will never be used.
+    if (!opts.dryRun) for (const image of decided.dropPartials) await this.dropPartial(image);
+    return decided.copies;
+  }
+
+  private async fetchOrigin(uuid: string, opts: RunOptions): Promise<FetchedOrigin> {
+    try {
+      const image = toUpstreamImage(this.upstream, await this.getJson(this.upstream.manifestUrl(uuid), opts));
+      return image.uuid === uuid ? image : { missing: `was asked for and ${image.uuid} came` };
+    } catch (err) {
+      return { missing: (err as UpstreamError).status === 404 ? 'does not exist upstream' : `cannot be fetched: ${(err as Error).message}` };
+    }
+  }
+
+  private async dropPartial(image: UpstreamImage): Promise<void> {
+    await fs.rm(await this.opts.store.partialFile(image.uuid, image.sha1), { force: true });
   }
 
   /** Copies the plan, `concurrency` images at a time, each after its origin. */
@@ -356,7 +368,7 @@ export class Mirror {
     const log = this.log.child({ uuid: image.uuid });
     try {
       // One process copies an image at a time; another that holds it makes this one give up for now.
-      return await withImageLock(this.layout, image.uuid, async () => {
+      return await this.opts.writer.claim(image.uuid, async () => {
         if (this.present(image.uuid)) return itemResult(entry, 'present');
         if (this.deletedHere(image.uuid)) return itemResult(entry, 'deleted');
         opts.listener?.started?.(entry);
@@ -364,8 +376,7 @@ export class Mirror {
         let fetched = 0;
         let resumedFrom = 0;
         let lastLog = Date.now();
-        const dir = mirrorDir(this.layout.root);
-        const got = await withRetry(() => download(this.upstream, dir, image, {
+        const got = await withRetry(() => download(this.upstream, this.opts.store, image, this.maxFileBytes, {
           bytes: (n) => {
             fetched += n;
             opts.listener?.bytes?.(entry, n);
@@ -379,15 +390,19 @@ export class Mirror {
             log.info({ from, size: image.size }, 'mirror: resuming an interrupted download');
           },
         }, opts.signal), this.retryContext(`image ${image.uuid}`, opts));
+        const copy = { ...image, compression: await this.trueCompression(image, got.file, log) };
         try {
-          await this.opts.writer.create(localManifest(image, entry.role), this.sidecar(image), {
-            source: createReadStream(got.file, { highWaterMark: 1024 * 1024 }),
-            compression: image.compression,
-            expect: { sha1: image.sha1, size: image.size, maxBytes: image.size },
+          await this.opts.writer.create(publishable(localManifest(copy, entry.role, this.channel)), this.provenance(), {
+            file: {
+              source: new LocalFile(got.file),
+              compression: copy.compression,
+              expect: { sha1: image.sha1, size: image.size, maxBytes: image.size },
+            },
+            legacy: image.legacy ?? null,
           });
         } catch (err) {
           // Published by someone else meanwhile (an HTTP import, a peer).
-          if (err instanceof ApiError && err.restCode === 'ImageUuidAlreadyExists') {
+          if (errors.ImageUuidAlreadyExists.is(err)) {
             await fs.rm(got.file, { force: true });
             return itemResult(entry, this.deletedHere(image.uuid) ? 'deleted' : 'present');
           }
@@ -400,7 +415,7 @@ export class Mirror {
         return { ...itemResult(entry, 'copied'), bytes: fetched, resumedFrom, seconds };
       }, 0);
     } catch (err) {
-      const message = err instanceof ApiError && err.statusCode === 503
+      const message = errors.ServiceUnavailableError.is(err)
         ? 'another process is copying or changing this image; try again later'
         : (err as Error).message;
       // Anything but the upstream's or the store's known failures is a local problem or a bug: log it whole.
@@ -410,55 +425,31 @@ export class Mirror {
     }
   }
 
-  private sidecar(image: UpstreamImage): Sidecar {
-    const sidecar: Sidecar = { source: { via: 'mirror', url: this.upstream.url, type: this.upstream.type } };
-    if (image.legacy && Object.keys(image.legacy).length > 0) sidecar.legacy = image.legacy;
-    return withHistory(sidecar, 'mirrored', 'mirror');
+  /**
+   * The compression the bytes have, whatever the manifest says: some
+   * upstreams label a gzip file "none", and imgadm fails on such an image.
+   */
+  private async trueCompression(image: UpstreamImage, file: string, log: Logger): Promise<Compression> {
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const fh = await fs.open(file, 'r');
+    try {
+      await fh.read(head, 0, SNIFF_BYTES, 0);
+    } finally {
+      await fh.close();
+    }
+    const truth = compressionOf(head);
+    if (truth !== image.compression) {
+      log.warn({ upstream: this.upstream.url, labelled: image.compression, actual: truth },
+        `mirror: ${this.upstream.url} labels this file's compression wrongly; it is stored as the bytes say`);
+    }
+    return truth;
   }
-}
 
-function publishedMs(image: UpstreamImage): number {
-  const ms = typeof image.manifest.published_at === 'string' ? Date.parse(image.manifest.published_at) : NaN;
-  return Number.isNaN(ms) ? 0 : ms;
+  private provenance(): Provenance {
+    return { via: 'mirror', by: 'mirror', url: this.upstream.url, type: this.upstream.type };
+  }
 }
 
 function itemResult(entry: PlanEntry, outcome: Outcome): ItemResult {
   return { uuid: entry.image.uuid, name: entry.image.name, version: entry.image.version, role: entry.role, outcome };
-}
-
-const FILE_EXTRAS = ['dataset_guid', 'digest', 'uncompressedDigest'];
-
-/**
- * The manifest the copy is published with: the upstream's, with this
- * server's state rules. A picked image is active; an origin keeps its
- * state, so a disabled one stays disabled and an unactivated one
- * unactivated (the reaper never removes an origin).
- */
-export function localManifest(image: UpstreamImage, role: Role): JsonObject {
-  const m = structuredClone(image.manifest);
-  delete m.activated;
-  delete m.channels;
-  m.v = 2;
-  m.uuid = image.uuid;
-  if (typeof m.owner !== 'string' || m.owner === '') m.owner = ZERO_UUID;
-  const state = role === 'selected' ? 'active' : image.state;
-  if (state === 'active' || state === 'disabled') {
-    m.state = state;
-    m.disabled = state === 'disabled';
-    if (typeof m.published_at !== 'string') m.published_at = new Date().toISOString();
-  } else {
-    m.state = (STATES as readonly string[]).includes(state) ? state : 'unactivated';
-  }
-  const upstreamFile = Array.isArray(m.files) && isObject(m.files[0]) ? m.files[0] : {};
-  const file: JsonObject = { sha1: image.sha1, size: image.size, compression: image.compression };
-  for (const key of FILE_EXTRAS) if (typeof upstreamFile[key] === 'string') file[key] = upstreamFile[key];
-  m.files = [file];
-  if (image.origin) m.origin = image.origin;
-  return m;
-}
-
-/** Why this server could not serve the manifest, if it could not. */
-function checkManifest(m: JsonObject): string[] {
-  const loaded = normalizeManifest(m, new Date().toISOString());
-  return loaded.ok ? [] : loaded.problems;
 }

@@ -6,13 +6,14 @@
  * log. Returns the function that stops everything, aborting transfers in
  * flight (their partial files stay for the next start to resume).
  */
-import type { Config } from '../config.js';
-import type { MirrorConfig } from './schema.js';
+import type { Config } from '../config/config.js';
+import type { MirrorConfig } from '../config/mirrors.js';
 import type { Logger } from '../log.js';
 import type { ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
 import { Mirror, type EngineOptions, type MirrorReport, type MirrorSpec } from './engine.js';
-import { displayUrl, normalizeUpstreamUrl } from './upstream.js';
+import { displayUrl } from '../fetch/url.js';
+import { normalizeUpstreamUrl } from './upstream.js';
 
 const FIRST_RUN_DELAY_MS = 2000;
 
@@ -34,7 +35,11 @@ export function specOf(mirror: Readonly<MirrorConfig>): MirrorSpec {
   if (name) filters.name = name;
   if (os) filters.os = os;
   if (imageType) filters.imageType = imageType;
-  return { url: mirror.url, type: mirror.type, filters, ...(mirror.ca_file ? { caFile: mirror.ca_file } : {}) };
+  return {
+    url: mirror.url, type: mirror.type, filters,
+    ...(mirror.ca_file ? { caFile: mirror.ca_file } : {}),
+    ...(mirror.channel ? { channel: mirror.channel } : {}),
+  };
 }
 
 export interface MirrorService {
@@ -47,7 +52,7 @@ export interface MirrorService {
 export function startMirrors(
   store: ImageStore,
   writer: ImageWriter,
-  config: Readonly<Pick<Config, 'mirrors'>>,
+  config: Readonly<Pick<Config, 'mirrors' | 'max_upload_bytes'>>,
   log: Logger,
   tuning: Partial<Omit<EngineOptions, 'store' | 'writer' | 'log'>> & { firstRunDelayMs?: number } = {},
 ): MirrorService {
@@ -57,7 +62,7 @@ export function startMirrors(
   for (const mc of config.mirrors ?? []) {
     let mirror: Mirror;
     try {
-      mirror = new Mirror(specOf(mc), { store, writer, log, ...tuning });
+      mirror = new Mirror(specOf(mc), { store, writer, log, maxFileBytes: config.max_upload_bytes, ...tuning });
     } catch (err) {
       log.error({ upstream: shown(mc.url), err: (err as Error).message }, 'mirror: cannot set up this upstream; it is skipped');
       continue;

@@ -2,38 +2,19 @@
  * One upstream image source, as a mirror talks to it: where its listing,
  * manifests and files are (IMGAPI under a base path, keeping ?channel=;
  * DSAPI at …/datasets, files at the path of files[0].url on the upstream's
- * own host, protocol.md §1.2 and §2.4), and a small HTTP client on
- * node:http(s): keep-alive, no compression asked for, no redirects
- * followed, an idle timeout, TLS verification always on (a CA file adds to
- * the system's roots, it never replaces them), Basic credentials taken from
- * the URL's userinfo and never shown again.
- *
- * Every failure is an UpstreamError that says whether trying again may help
- * (`retryable`) and whether it speaks against the upstream's health
- * (`unhealthy`, what the circuit breaker counts): a 404 is neither, a reset
- * connection or a 503 is both.
+ * own host, docs/protocol.md §1.2 and §2.4), and how its JSON is read.
+ * Requests go through the shared HTTP client (fetch/client.ts), with Basic
+ * credentials taken from the URL's userinfo and never shown again; every
+ * failure is an UpstreamError (fetch/errors.ts).
  */
-import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import tls from 'node:tls';
+import type http from 'node:http';
+import { HttpClient, type FileResponse } from '../fetch/client.js';
+import { asUpstreamError, statusError, UpstreamError } from '../fetch/errors.js';
+import { displayUrl } from '../fetch/url.js';
 import { VERSION } from '../version.js';
+import { JsonArraySplitter, NotAnArray, TrailingGarbage, type ArrayEntry } from './jsonarray.js';
 
 export type UpstreamType = 'imgapi' | 'dsapi';
-
-export class UpstreamError extends Error {
-  readonly retryable: boolean;
-  readonly unhealthy: boolean;
-  readonly status: number | undefined;
-
-  constructor(message: string, opts: { retryable: boolean; unhealthy?: boolean; status?: number; cause?: unknown }) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'UpstreamError';
-    this.retryable = opts.retryable;
-    this.unhealthy = opts.unhealthy ?? opts.retryable;
-    this.status = opts.status;
-  }
-}
 
 export interface UpstreamOptions {
   url: string;
@@ -44,17 +25,18 @@ export interface UpstreamOptions {
   idleTimeoutMs?: number;
 }
 
-export interface FileResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: http.IncomingMessage;
+/** The bytes a listing may still take, of `total`. */
+export interface ByteBudget {
+  total: number;
+  left: number;
 }
 
-const MAX_JSON_BYTES = 256 * 1024 * 1024;
+/** A single manifest's most (a listing is read element by element instead). */
+const MAX_JSON_BYTES = 1024 * 1024;
 const USER_AGENT = `smartos-image-server/${VERSION} (mirror; node/${process.versions.node})`;
 
 /**
- * imgadm's normalisation (protocol.md §1.2): http:// when no scheme is
+ * imgadm's normalisation (docs/protocol.md §1.2): http:// when no scheme is
  * given, no trailing slash, no default port.
  */
 export function normalizeUpstreamUrl(raw: string): URL {
@@ -73,14 +55,6 @@ export function normalizeUpstreamUrl(raw: string): URL {
   return url;
 }
 
-/** The URL as it may be shown and recorded: without credentials. */
-export function displayUrl(url: URL): string {
-  const shown = new URL(url.href);
-  shown.username = '';
-  shown.password = '';
-  return shown.href.replace(/\/$/, '');
-}
-
 export class Upstream {
   readonly type: UpstreamType;
   /** The normalised URL without credentials, for logs and sidecars. */
@@ -89,17 +63,17 @@ export class Upstream {
   /** The base path without a trailing slash ("" at the root). */
   private readonly basePath: string;
   private readonly query: URLSearchParams;
-  private readonly authorization: string | undefined;
-  private readonly agent: http.Agent;
-  private readonly idleTimeoutMs: number;
+  /** Where every request of this upstream goes through. */
+  readonly client: HttpClient;
 
   constructor(opts: UpstreamOptions) {
     this.type = opts.type;
     const url = normalizeUpstreamUrl(opts.url);
+    let authorization: string | undefined;
     if (url.username || url.password) {
       const user = decodeURIComponent(url.username);
       const password = decodeURIComponent(url.password);
-      this.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
     }
     this.url = displayUrl(url);
     this.query = new URLSearchParams(url.search);
@@ -111,13 +85,13 @@ export class Upstream {
     if (this.type === 'dsapi' && !/\/datasets$/.test(basePath)) basePath += '/datasets';
     this.basePath = basePath;
     this.base.pathname = basePath || '/';
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
-    if (this.base.protocol === 'https:') {
-      const ca = opts.caFile ? [...tls.rootCertificates, readCa(opts.caFile)] : undefined;
-      this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, ...(ca ? { ca } : {}) });
-    } else {
-      this.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-    }
+    this.client = new HttpClient({
+      userAgent: USER_AGENT,
+      ...(authorization ? { authorization } : {}),
+      // A CA file only matters to https; an http upstream does not read it.
+      ...(opts.caFile && this.base.protocol === 'https:' ? { caFile: opts.caFile } : {}),
+      stallMs: opts.idleTimeoutMs ?? 60_000,
+    });
   }
 
   /** IMGAPI ListImages with these query parameters (the URL's own, e.g. channel, come along). */
@@ -181,27 +155,51 @@ export class Upstream {
   }
 
   /**
-   * GETs a file, from byte `start` on when start > 0 (a Range request).
-   * Resolves on the response headers with status 200 or 206 (and 416,
-   * which the caller judges); the caller reads or destroys the body.
+   * GETs a JSON array and hands its elements to `consume` as they arrive,
+   * those that end in one chunk together, each at most `maxEntryBytes` (a
+   * bigger one comes as its size only).
+   * Every byte counts against `budget`, shared by the answers of one
+   * listing: an endless or huge listing fails when it runs out.
    */
-  async getFile(url: URL, start: number, signal?: AbortSignal): Promise<FileResponse> {
-    const headers: http.OutgoingHttpHeaders = {};
-    if (start > 0) headers.range = `bytes=${start}-`;
+  async getJsonArray<T>(url: URL, consume: (entries: AsyncIterable<ArrayEntry[]>) => Promise<T>,
+    limits: { maxEntryBytes: number; budget: ByteBudget }, signal?: AbortSignal): Promise<T> {
+    const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
+    if (this.type === 'imgapi') headers['accept-version'] = '~2';
     const res = await this.request(url, headers, signal);
-    const status = res.statusCode!;
-    if (status !== 200 && status !== 206 && status !== 416) throw await statusError(url, res);
-    const encoding = res.headers['content-encoding'];
-    if (encoding && encoding !== 'identity') {
-      res.destroy();
-      throw new UpstreamError(`${this.show(url)}: the file came with Content-Encoding ${encoding}`, { retryable: false });
+    if (res.statusCode! < 200 || res.statusCode! > 299) throw await statusError(url, res);
+    const shown = this.show(url);
+    async function* entries(): AsyncGenerator<ArrayEntry[]> {
+      const splitter = new JsonArraySplitter(limits.maxEntryBytes);
+      try {
+        for await (const chunk of res) {
+          limits.budget.left -= (chunk as Buffer).length;
+          if (limits.budget.left < 0) {
+            throw new UpstreamError(`${shown}: the listing is larger than ${limits.budget.total} bytes`, { retryable: false });
+          }
+          yield [...splitter.feed(chunk as Buffer)];
+        }
+      } catch (err) {
+        if (err instanceof NotAnArray) throw new UpstreamError(`${shown}: the listing is not a JSON array`, { retryable: false });
+        if (err instanceof TrailingGarbage) throw new UpstreamError(`${shown}: the answer is not JSON`, { retryable: true });
+        throw asUpstreamError(err, `${shown}: connection lost while reading the answer`);
+      }
+      if (!splitter.done) throw new UpstreamError(`${shown}: the answer ended inside the array`, { retryable: true });
     }
-    return { status, headers: res.headers, body: res };
+    try {
+      return await consume(entries());
+    } finally {
+      res.destroy();
+    }
+  }
+
+  /** GETs a file, from byte `start` on (fetch/client.ts). */
+  getFile(url: URL, start: number, signal?: AbortSignal): Promise<FileResponse> {
+    return this.client.getFile(url, start, signal);
   }
 
   /** Closes idle keep-alive connections, so a command can exit. */
   close(): void {
-    this.agent.destroy();
+    this.client.close();
   }
 
   show(url: URL): string {
@@ -222,73 +220,6 @@ export class Upstream {
   }
 
   private request(url: URL, extra: http.OutgoingHttpHeaders, signal?: AbortSignal): Promise<http.IncomingMessage> {
-    const headers: http.OutgoingHttpHeaders = { 'user-agent': USER_AGENT, ...extra };
-    if (this.authorization) headers.authorization = this.authorization;
-    const mod = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = mod.request(url, { method: 'GET', agent: this.agent, headers, ...(signal ? { signal } : {}) }, (res) => {
-        // Idle timeout while the body streams: the socket's timer stays armed.
-        resolve(res);
-      });
-      req.setTimeout(this.idleTimeoutMs, () => {
-        req.destroy(new UpstreamError(`${this.show(url)}: no data for ${this.idleTimeoutMs} ms`, { retryable: true }));
-      });
-      req.on('error', (err) => reject(asUpstreamError(err, `${this.show(url)}`)));
-      req.end();
-    });
+    return this.client.get(url, extra, signal);
   }
-}
-
-function readCa(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UpstreamError(`cannot read the CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-      { retryable: false, unhealthy: false });
-  }
-}
-
-const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|HOSTNAME|ALTNAME/;
-
-/** A network-level failure: retried, unless it is the certificate (retrying will not fix that). */
-export function asUpstreamError(err: unknown, what: string): UpstreamError {
-  if (err instanceof UpstreamError) return err;
-  const e = err as NodeJS.ErrnoException;
-  if (e?.name === 'AbortError') return new UpstreamError(`${what}: aborted`, { retryable: false, unhealthy: false, cause: err });
-  const code = e?.code ?? '';
-  if (TLS_CODES.test(code)) {
-    return new UpstreamError(`${what}: TLS certificate not trusted (${code}: ${e.message})`, { retryable: false, unhealthy: true, cause: err });
-  }
-  const message = e?.message ?? String(err);
-  const detail = code && !message.includes(code) ? `${code} ${message}` : message;
-  return new UpstreamError(`${what}: ${detail}`, { retryable: true, cause: err });
-}
-
-/** The error for an answer that is not a success; the body is read for its message. */
-async function statusError(url: URL, res: http.IncomingMessage): Promise<UpstreamError> {
-  const status = res.statusCode!;
-  let text = '';
-  try {
-    for await (const chunk of res) {
-      if (text.length < 2000) text += (chunk as Buffer).toString('utf8');
-    }
-  } catch {
-    // the status says enough
-  }
-  let detail = text.trim().slice(0, 300);
-  try {
-    const body = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } };
-    const message = body.message ?? body.error?.message;
-    if (typeof message === 'string') detail = message;
-  } catch {
-    // not JSON
-  }
-  const shown = displayUrl(url);
-  const message = `${shown}: HTTP ${status}${detail ? ` (${detail})` : ''}`;
-  if (status >= 300 && status < 400) {
-    return new UpstreamError(`${message}; redirects are not followed (to ${String(res.headers.location ?? '?')})`,
-      { retryable: false, unhealthy: false, status });
-  }
-  const transient = status >= 500 || status === 408 || status === 429;
-  return new UpstreamError(message, { retryable: transient, unhealthy: transient, status });
 }

@@ -115,6 +115,10 @@ test('a mirror killed mid-download resumes with Range in the next process, after
   const config = configFor(t, serveDir);
   const proc = spawn(IMAGE_SERVER, ['--config', config, 'mirror', upstream.url], { cwd: tmpDir(t), stdio: 'ignore' });
   const exited = new Promise((resolve) => proc.once('exit', resolve));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
   await waitFor(() => partials(serveDir)[0]?.size === 200 * 1024, 15_000);
   proc.kill('SIGKILL');
   await exited;

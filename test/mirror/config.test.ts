@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { buildConfig, ConfigError } from '../../src/config.js';
+import { buildConfig, ConfigError } from '../../src/config/config.js';
 import { tmpDir } from '../helpers/images.js';
 import { startServer, waitFor } from '../helpers/server.js';
 import { spawnServer } from '../cli/spawn.js';

@@ -5,7 +5,7 @@
  * dsapid (nanosecond published_at, hex files[].md5, file URLs naming
  * another host, an origin chain, .xz files without a compression field).
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
@@ -13,13 +13,13 @@ import { count, failed } from '../../src/mirror/engine.js';
 import { sha1, v1Manifest, writeImage } from '../helpers/images.js';
 import { startServer } from '../helpers/server.js';
 import { json, request } from '../http/kit.js';
-import { assertOnlyWholeImages, fileRequests, mirrorInto, publish, sendBytes, sendJson, standIn } from './kit.js';
+import { assertOnlyWholeImages, bytesOf, fileRequests, mirrorInto, publish, sendBytes, sendJson, standIn } from './kit.js';
 
 test('copies from another instance over DSAPI: v1 manifests upgraded, legacy facts kept', async (t) => {
   const upstream = await startServer(t);
   const local = await startServer(t);
   const v2 = await publish(upstream, { name: 'base-64', version: '23.4.0', owner: '9b2f1c64-3e8d-4a7b-8c5e-0d1f2a3b4c5d' });
-  const bytes = randomBytes(2048);
+  const bytes = bytesOf('gzip', 2048);
   const legacy = writeImage(upstream.serveDir, v1Manifest(bytes, 'orgbase-1.0.0.zfs.gz'), { bytes, fileName: 'orgbase-1.0.0.zfs.gz' });
   const hidden = await publish(upstream, { name: 'hidden', version: '1', state: 'disabled', disabled: true });
   await upstream.store.rescan(true);
@@ -58,9 +58,9 @@ interface DsImage {
   path: string;
 }
 
-/** A v1 manifest as dsapid's DSAPI encoder writes it (protocol.md §6.1). */
+/** A v1 manifest as dsapid's DSAPI encoder writes it (docs/protocol.md §6.1). */
 function dsapidItem(fields: Record<string, unknown> = {}, file: { ext?: string; compression?: string; md5?: string } = {}): DsImage {
-  const bytes = randomBytes(3000);
+  const bytes = bytesOf(file.ext === '.xz' ? 'xz' : file.ext === '.img' ? 'none' : 'gzip', 3000);
   const uuid = randomUUID();
   const name = String(fields.name ?? 'base-64');
   const filePath = `${name}-16.4.1.zfs${file.ext ?? '.gz'}`;

@@ -184,3 +184,21 @@ test('an upstream that stalls mid-file times out, and the retry resumes', async 
   t.true(report.results[0]!.resumedFrom! > 0);
   t.is(sha1((await request(`${local.url}/images/${String(image.manifest.uuid)}/file`)).body), sha1(image.bytes));
 });
+
+test('a finished download is moved into the import, not copied: the published file is the partial itself', async (t) => {
+  const image = bigImage();
+  const uuid = String(image.manifest.uuid);
+  const upstream = await standIn(t, imgapiHandler([image]));
+  const local = await startServer(t);
+  // What an earlier run fetched whole, then could not publish (stopped just before).
+  const partial = await local.store.partialFile(uuid, sha1(image.bytes));
+  fs.writeFileSync(partial, image.bytes);
+  const inode = fs.statSync(partial).ino;
+  const report = await mirrorInto(t, local, { url: upstream.url, type: 'imgapi' }).run();
+  t.false(failed(report), JSON.stringify(report.results));
+  t.deepEqual(fileRequests(upstream.requests, uuid), [], 'nothing fetched again');
+  const record = local.store.get(uuid)!;
+  t.is(fs.statSync(local.store.layout.filePath(uuid, record.files[0]!.name)).ino, inode, 'the same file, moved');
+  t.deepEqual(partials(local.serveDir), []);
+  await assertOnlyWholeImages(t, local.serveDir);
+});

@@ -16,10 +16,12 @@ import { Readable, Writable } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { createLogger, type Logger } from '../../src/log.js';
 import { Mirror, type EngineOptions, type MirrorSpec } from '../../src/mirror/engine.js';
+import { publishable } from '../../src/manifest/publish.js';
 import type { Compression } from '../../src/manifest/types.js';
 import { ImageStore } from '../../src/store/store.js';
 import type { ImageWriter } from '../../src/store/writer.js';
 import { REPO_ROOT, sha1, tmpDir, v2Manifest } from '../helpers/images.js';
+import { assertConforms } from '../helpers/conformance.js';
 import type { TestServer } from '../helpers/server.js';
 
 export const FAST_RETRY = { attempts: 3, baseMs: 5, maxMs: 20 };
@@ -107,6 +109,25 @@ export function sendCut(res: http.ServerResponse, bytes: Buffer, cut: number, st
   });
 }
 
+const MAGIC: Record<Compression, Buffer> = {
+  none: Buffer.alloc(0),
+  gzip: Buffer.from([0x1f, 0x8b, 0x08, 0x00]),
+  bzip2: Buffer.from('BZh9'),
+  xz: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
+};
+
+/**
+ * `size` random bytes that begin as a file of this compression does, so
+ * the mirror's check of the bytes agrees with the label.
+ */
+export function bytesOf(compression: Compression, size: number): Buffer {
+  const bytes = randomBytes(size);
+  MAGIC[compression].copy(bytes);
+  // Random bytes must not look compressed when they are meant not to be.
+  if (compression === 'none') bytes[0] = 0;
+  return bytes;
+}
+
 export interface StandImage {
   manifest: Record<string, unknown>;
   bytes: Buffer;
@@ -116,10 +137,10 @@ let nanoClock = Date.parse('2017-01-10T00:00:00.000Z');
 
 /**
  * An IMGAPI manifest shaped like dsapid's encoder writes it: nanosecond
- * published_at, files[].md5 in hex (protocol.md §6.1).
+ * published_at, files[].md5 in hex (docs/protocol.md §6.1).
  */
 export function dsapidImgapiImage(fields: Record<string, unknown> = {}, size = 64): StandImage {
-  const bytes = randomBytes(size);
+  const bytes = bytesOf('gzip', size);
   nanoClock += 1000;
   const published = new Date(nanoClock).toISOString().replace(/\.(\d{3})Z$/, '.$1456789Z');
   return {
@@ -225,14 +246,12 @@ export interface Published {
 /** Publishes an image into a running upstream instance through its import transaction. */
 export async function publish(server: TestServer, fields: Record<string, unknown> = {},
   opts: { size?: number; compression?: Compression } = {}): Promise<Published> {
-  const bytes = randomBytes(opts.size ?? 1024);
   const compression = opts.compression ?? 'gzip';
+  const bytes = bytesOf(compression, opts.size ?? 1024);
   const manifest = v2Manifest(bytes, { ...fields, files: [{ sha1: sha1(bytes), size: bytes.length, compression }] });
   if (manifest.state === 'unactivated') delete manifest.published_at;
-  await server.writer.create(structuredClone(manifest), {}, {
-    source: Readable.from([bytes]),
-    compression,
-    expect: { sha1: sha1(bytes), size: bytes.length, maxBytes: bytes.length },
+  await server.writer.create(publishable(structuredClone(manifest)), { via: 'http', by: 'test' }, {
+    file: { source: Readable.from([bytes]), compression, expect: { sha1: sha1(bytes), size: bytes.length, maxBytes: bytes.length } },
   });
   return { uuid: String(manifest.uuid), bytes, sha1: sha1(bytes), manifest };
 }
@@ -272,8 +291,7 @@ export async function assertOnlyWholeImages(t: ExecutionContext, serveDir: strin
     t.is(sha1(bytes), record.manifest.files[0]!.sha1, `${record.uuid}: file matches its manifest`);
     t.is(bytes.length, record.manifest.files[0]!.size);
   }
-  const staged = fs.existsSync(path.join(serveDir, '.staging')) ? fs.readdirSync(path.join(serveDir, '.staging')) : [];
-  t.deepEqual(staged, [], 'nothing left staged');
+  assertConforms(t, serveDir, 'after the mirror', { partials: true });
   return folders;
 }
 

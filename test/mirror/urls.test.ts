@@ -1,5 +1,5 @@
 /*
- * Where the requests go, as imgadm would send them (protocol.md §1.2): an
+ * Where the requests go, as imgadm would send them (docs/protocol.md §1.2): an
  * IMGAPI under a path prefix with ?channel= on every request, Basic
  * credentials from the URL's userinfo that are never recorded, and DSAPI
  * URLs with or without the /datasets suffix.
