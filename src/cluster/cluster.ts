@@ -3,40 +3,39 @@
  * one entry per image with its manifest, one key per (image, server) that
  * holds its file, a tombstone per deleted image, and a leased key per live
  * server. etcd is the only engine: every write that could race another
- * server's is an etcd transaction that compares revisions first.
+ * server's is an etcd transaction that compares revisions first
+ * (writes.ts).
  *
- * Each server keeps a copy of the index in memory (listed once, then kept
- * current by a watch; listed again after any disconnection, which also
- * covers history compacted while it was away) and reconciles it with its
- * own store whenever either side moves:
+ * The parts: index-view.ts keeps this server's copy of the index (listed
+ * once, then kept current by a watch; listed again after any
+ * disconnection, which also covers history compacted while it was away);
+ * reconcile.ts decides, without etcd or disk, what each image needs;
+ * puller.ts fetches files from holders. This file is the loop that ties
+ * them: it reconciles the images an event names (a watch event, a store
+ * change, a pull that ended), and every image once per sync interval and
+ * after each listing.
  *
- *   - an activated image here that the index lacks is registered, with
- *     this server as its first holder (however it arrived: HTTP,
- *     import-image, a mirror run, a serve_dir that predates the cluster);
- *   - an image in the index that is missing here is pulled from a holder
- *     (puller.ts), and this server then adds itself as a holder;
- *   - a state or manifest change on either side goes to the other, decided
- *     by what both sides looked like when they last agreed (synced.ts);
- *   - a tombstone in the index removes the local copy; an image deleted
- *     here (it leaves a local tombstone) is deleted from the index.
- *
- * When etcd cannot be reached the server goes on serving what it holds,
- * keeps pulling what it already knew about, and catches up (both ways)
- * once etcd answers again. Each server lists and serves only what it holds.
+ * A server starting up reads the index and applies deletions and state
+ * changes before it serves (ready()), so it never offers what the cluster
+ * deleted or disabled while it was down. When etcd cannot be reached it
+ * serves what it holds, keeps pulling what it already knew about, and
+ * catches up (both ways) once etcd answers again.
  */
-import fs from 'node:fs';
-import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
-import type { Config } from '../config.js';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { normalizeManifest } from '../manifest/normalize.js';
-import { isObject, type Manifest } from '../manifest/types.js';
-import { withHistory } from '../store/sidecar.js';
+import { errors } from '../errors.js';
+import { manifestHash } from '../manifest/hash.js';
+import { isActivated, replacement } from '../manifest/states.js';
 import type { ImageRecord, ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
 import { Keys, createClient, listAll, nextRevision, watchFrom, withTimeout } from './etcd.js';
-import { Puller, type Holder, type IndexEntry } from './puller.js';
-import { defaultServerId, type ClusterConfig } from './schema.js';
-import { SyncedState, manifestHash } from './synced.js';
+import { IndexView, type IndexEntry, type Tombstone } from './index-view.js';
+import { Puller } from './puller.js';
+import { reconcile, type Action, type LocalSide } from './reconcile.js';
+import { defaultServerId, type ClusterConfig } from '../config/cluster.js';
+import { SyncedState } from './synced.js';
+import { IndexWrites } from './writes.js';
 
 export interface ClusterStatus {
   /** This server's id in the index. */
@@ -46,9 +45,13 @@ export interface ClusterStatus {
   peers: number;
   /** Images in the index. */
   indexed: number;
-  /** Images in the index this server does not hold yet (pulls waiting or running). */
+  /** Images to pull and holder keys to add that are not in place yet (failed pulls aside). */
   pending: number;
   pulling: number;
+  /** Images no holder has good bytes of: not pulled until a holder changes. */
+  failed: number;
+  /** Some of them, for the operator to look at. */
+  failed_images: string[];
   /** Seconds since this server was last level with the index (0: it is). */
   lag_seconds: number;
   /** The etcd revision this server has seen. */
@@ -63,28 +66,18 @@ export interface ClusterDeps {
   version: string;
 }
 
-interface Tombstone {
-  uuid: string;
-  name?: string;
-  version?: string;
-  deleted_at?: string;
-  by?: string;
-  server?: string;
-}
-
 /** How long the presence key outlives a server that stopped answering. */
 const PRESENCE_TTL_S = 10;
 const RESYNC_MIN_MS = 250;
 const RESYNC_MAX_MS = 2000;
 /** Events that arrive together are handled together. */
 const BATCH_MS = 20;
-
-class Stale extends Error {}
+const FAILED_SHOWN = 10;
+/** A partial pull nobody touched for this long is removed. */
+const PARTIAL_TTL_MS = 7 * 24 * 3_600_000;
 
 /** An etcd call failed: the pass stops, and the server lists the index again once etcd answers. */
 class EtcdDown extends Error {}
-
-const activated = (r: ImageRecord) => r.manifest.state === 'active' || r.manifest.state === 'disabled';
 
 export class Cluster {
   readonly id: string;
@@ -97,14 +90,9 @@ export class Cluster {
   private readonly client: Etcd3;
   private readonly synced: SyncedState;
   private readonly puller: Puller;
+  private readonly view: IndexView;
+  private readonly writes: IndexWrites;
   private readonly version: string;
-
-  /* The index as last read from etcd. */
-  private readonly index = new Map<string, IndexEntry>();
-  private readonly holders = new Map<string, Map<string, string>>();
-  private readonly deleted = new Map<string, Tombstone>();
-  private readonly servers = new Map<string, string>();
-  private revision: string | null = null;
 
   private watcher: Watcher | undefined;
   private lease: Lease | undefined;
@@ -118,9 +106,25 @@ export class Cluster {
   /** Whether the loss of etcd was logged (once per outage). */
   private downReported = false;
   private level = false;
+
+  /** Images an event named since the last pass. */
+  private readonly dirty = new Set<string>();
+  /** Whether the next pass looks at every image. */
+  private fullPass = true;
+  /** Images that need etcd, or a retry, before both sides agree. */
+  private readonly behind = new Set<string>();
+  /** Images served here that the index does not list this server as holding yet. */
+  private readonly unheld = new Set<string>();
+  /** uuids deleted here: read once per full pass, then kept by the store's events. */
+  private deletedHere = new Set<string>();
+  private readonly hashes = new WeakMap<ImageRecord, string>();
+  private readonly local: LocalSide;
+
+  private firstPass: (() => void) | undefined;
+  private readonly firstPassDone: Promise<void>;
   /** Problems already logged, so a standing conflict is reported once. */
   private readonly warned = new Set<string>();
-  private readonly onStoreChange = () => this.kick();
+  private readonly onStoreChange = (moved?: string[]) => this.storeChanged(moved);
 
   constructor(deps: ClusterDeps) {
     const cfg = deps.config.cluster;
@@ -134,18 +138,33 @@ export class Cluster {
     this.store = deps.store;
     this.writer = deps.writer;
     this.client = createClient(cfg, deps.config.config_path);
-    this.synced = new SyncedState(deps.store.layout, prefix, this.log);
+    this.synced = new SyncedState(deps.store, prefix, this.log);
+    this.view = new IndexView(this.keys, { id: this.id, url: this.url }, (uuid, rev) =>
+      this.warnOnce(`bad:${uuid}:${rev}`, { uuid }, 'ignoring an index entry that is not a manifest'));
+    this.writes = new IndexWrites(this.client, this.keys, this.view, { id: this.id, url: this.url }, (call) => this.etcd(call));
     const auth = cfg.peer_auth;
     this.puller = new Puller({
       store: deps.store,
       writer: deps.writer,
       log: this.log,
       concurrency: cfg.concurrency,
+      smallConcurrency: cfg.small_concurrency,
       authorization: auth ? `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` : undefined,
       userAgent: `smartos-image-server/${deps.version} (cluster ${this.id})`,
-      holdersOf: (uuid) => this.holdersOf(uuid),
-      indexed: (uuid) => this.index.has(uuid),
-      pulled: () => this.kick(),
+      holdersOf: (uuid) => this.view.holdersOf(uuid),
+      indexed: (uuid) => this.view.entries.has(uuid),
+      pulled: (uuid) => this.touch(uuid),
+    });
+    this.local = {
+      image: (uuid) => {
+        const record = this.store.get(uuid);
+        return record && isActivated(record.manifest.state) ? { manifest: record.manifest, hash: this.hashOf(record) } : undefined;
+      },
+      deletedHere: (uuid) => this.deletedHere.has(uuid),
+      obstacle: (uuid) => (this.store.get(uuid) ? 'unactivated' : this.store.brokenImages().has(uuid) ? 'broken' : undefined),
+    };
+    this.firstPassDone = new Promise((resolve) => {
+      this.firstPass = resolve;
     });
     this.version = deps.version;
   }
@@ -156,6 +175,15 @@ export class Cluster {
     this.store.on('change', this.onStoreChange);
     this.log.info({ url: this.url, endpoints: this.cfg.etcd.endpoints, prefix: this.keys.prefix }, 'joining the cluster');
     this.running = this.run();
+  }
+
+  /**
+   * Resolves once the server has read the index and applied what it says
+   * to the images held here (deletions, state changes), or once etcd
+   * failed to answer: the server then serves what it holds.
+   */
+  ready(): Promise<void> {
+    return this.firstPassDone;
   }
 
   async stop(): Promise<void> {
@@ -174,16 +202,19 @@ export class Cluster {
 
   status(): ClusterStatus {
     let peers = 0;
-    for (const id of this.servers.keys()) if (id !== this.id) peers++;
+    for (const id of this.view.servers.keys()) if (id !== this.id) peers++;
+    const failed = this.puller.failedUuids();
     return {
       id: this.id,
       etcd: this.etcdUp ? 'up' : 'down',
       peers,
-      indexed: this.index.size,
-      pending: this.puller.pending(),
+      indexed: this.view.entries.size,
+      pending: this.puller.pending() + this.unheld.size,
       pulling: this.puller.pulling(),
+      failed: failed.length,
+      failed_images: failed.slice(0, FAILED_SHOWN),
       lag_seconds: this.level ? 0 : Math.round((Date.now() - this.lastLevelAt) / 100) / 10,
-      revision: this.revision,
+      revision: this.view.revision,
     };
   }
 
@@ -192,10 +223,28 @@ export class Cluster {
     return this.puller.counts;
   }
 
-  /** Something changed (store, index, a pull ended): reconcile soon. */
+  /** Something changed about `uuid`: reconcile it soon. */
+  private touch(uuid: string): void {
+    this.dirty.add(uuid);
+    this.kick();
+  }
+
   private kick(): void {
     this.kicked = true;
     this.wake?.();
+  }
+
+  private storeChanged(moved: string[] | undefined): void {
+    if (!moved) {
+      this.fullPass = true;
+      this.kick();
+      return;
+    }
+    for (const uuid of moved) {
+      // One look on disk per image that went away, not per image in the index.
+      if (!this.store.get(uuid) && this.store.isDeleted(uuid)) this.deletedHere.add(uuid);
+      this.touch(uuid);
+    }
   }
 
   private async run(): Promise<void> {
@@ -208,26 +257,35 @@ export class Cluster {
         } catch (err) {
           this.down(err);
           // Offline, the server still pulls what it knew of and applies known deletions.
-          await this.reconcileSafely();
+          await this.passSafely();
           await this.pause(delay);
           delay = Math.min(RESYNC_MAX_MS, delay * 2);
           continue;
         }
       }
       await this.ensurePresence();
-      await this.reconcileSafely();
-      await this.sleep(this.cfg.sync_interval_ms);
+      await this.passSafely();
+      if (!(await this.sleep(this.cfg.sync_interval_ms))) this.fullPass = true;
     }
+    this.servable();
   }
 
-  private async reconcileSafely(): Promise<void> {
+  private async passSafely(): Promise<void> {
     try {
-      await this.reconcile();
+      await this.pass();
     } catch (err) {
       if (!(err instanceof EtcdDown)) this.log.error({ err }, 'cluster reconciliation failed');
+      this.fullPass = true;
       this.level = false;
     }
-    await this.synced.save();
+    this.synced.saveSoon();
+    this.servable();
+  }
+
+  /** What the server holds agrees with the index (or etcd did not answer): it may open its port. */
+  private servable(): void {
+    this.firstPass?.();
+    this.firstPass = undefined;
   }
 
   /** Runs one etcd call; a failure marks etcd down. */
@@ -237,16 +295,6 @@ export class Cluster {
     } catch (err) {
       this.down(err);
       throw new EtcdDown(errorMessage(err));
-    }
-  }
-
-  /** One image's step; its own failure (a disk error, say) does not hold up the others. */
-  private async step(uuid: string, work: () => Promise<void>): Promise<void> {
-    try {
-      await work();
-    } catch (err) {
-      if (err instanceof EtcdDown) throw err;
-      this.log.warn({ uuid, err: errorMessage(err) }, 'cluster step failed; will retry');
     }
   }
 
@@ -264,12 +312,14 @@ export class Cluster {
     this.wake = undefined;
   }
 
-  /** Waits `ms`, or less if kicked; batches what arrives together. */
-  private async sleep(ms: number): Promise<void> {
+  /** Waits `ms`, or less if kicked; batches what arrives together. Whether it was kicked. */
+  private async sleep(ms: number): Promise<boolean> {
+    let woken = this.kicked;
     if (!this.kicked && !this.stopped) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, ms);
         this.wake = () => {
+          woken = true;
           clearTimeout(timer);
           resolve();
         };
@@ -278,6 +328,7 @@ export class Cluster {
     }
     if (!this.stopped) await new Promise((r) => setTimeout(r, BATCH_MS));
     this.kicked = false;
+    return woken;
   }
 
   private down(err: unknown): void {
@@ -289,26 +340,22 @@ export class Cluster {
 
   /** Reads the whole index at one revision, then watches from the next. */
   private async relist(): Promise<void> {
-    const first = this.revision === null;
+    const first = this.view.revision === null;
     const old = this.watcher;
     this.watcher = undefined;
     if (old) await withTimeout(old.cancel(), 1000);
     const listing = await listAll(this.client, this.keys.prefix);
-    this.index.clear();
-    this.holders.clear();
-    this.deleted.clear();
-    this.servers.clear();
-    for (const kv of listing.kvs) this.applyPut(kv);
-    this.revision = listing.revision;
+    this.view.load(listing.kvs, listing.revision);
+    this.fullPass = true;
     this.synced.etcdIs(listing.clusterId);
     this.watcher = await watchFrom(this.client, this.keys.prefix, nextRevision(listing.revision), {
       put: (kv) => {
-        this.applyPut(kv);
-        this.kick();
+        const uuid = this.view.put(kv);
+        if (uuid) this.touch(uuid);
       },
       delete: (kv) => {
-        this.applyDelete(kv);
-        this.kick();
+        const uuid = this.view.delete(kv);
+        if (uuid) this.touch(uuid);
       },
       lost: (err) => {
         this.down(err);
@@ -317,87 +364,9 @@ export class Cluster {
     });
     this.etcdUp = true;
     this.listed = true;
-    this.log[this.downReported || first ? 'info' : 'debug']({ revision: listing.revision, images: this.index.size, servers: this.servers.size },
+    this.log[this.downReported || first ? 'info' : 'debug']({ revision: listing.revision, images: this.view.entries.size, servers: this.view.servers.size },
       'index listed from etcd; watching');
     this.downReported = false;
-  }
-
-  private applyPut(kv: IKeyValue): void {
-    const key = this.keys.parse(kv.key.toString());
-    this.seen(kv.mod_revision);
-    if (!key) return;
-    const text = kv.value.toString();
-    switch (key.kind) {
-      case 'image': {
-        const entry = parseEntry(text, key.uuid, kv.mod_revision);
-        if (entry) this.index.set(key.uuid, entry);
-        else this.warnOnce(`bad:${key.uuid}:${kv.mod_revision}`, { uuid: key.uuid }, 'ignoring an index entry that is not a manifest');
-        break;
-      }
-      case 'holder': {
-        let m = this.holders.get(key.uuid);
-        if (!m) this.holders.set(key.uuid, (m = new Map()));
-        m.set(key.server, text.replace(/\/+$/, ''));
-        break;
-      }
-      case 'deleted': {
-        let tomb: Tombstone = { uuid: key.uuid };
-        try {
-          const parsed: unknown = JSON.parse(text);
-          if (isObject(parsed)) tomb = { ...(parsed as unknown as Tombstone), uuid: key.uuid };
-        } catch {
-          // a bare key is tombstone enough
-        }
-        this.deleted.set(key.uuid, tomb);
-        break;
-      }
-      case 'server':
-        try {
-          const parsed: unknown = JSON.parse(text);
-          if (isObject(parsed) && typeof parsed.url === 'string') this.servers.set(key.server, parsed.url);
-        } catch {
-          // not a server's announcement
-        }
-        break;
-    }
-  }
-
-  private applyDelete(kv: IKeyValue): void {
-    const key = this.keys.parse(kv.key.toString());
-    this.seen(kv.mod_revision);
-    if (!key) return;
-    switch (key.kind) {
-      case 'image':
-        this.index.delete(key.uuid);
-        break;
-      case 'holder':
-        this.holders.get(key.uuid)?.delete(key.server);
-        if (this.holders.get(key.uuid)?.size === 0) this.holders.delete(key.uuid);
-        break;
-      case 'deleted':
-        this.deleted.delete(key.uuid);
-        break;
-      case 'server':
-        this.servers.delete(key.server);
-        break;
-    }
-  }
-
-  private seen(revision: string): void {
-    if (this.revision === null || BigInt(revision) > BigInt(this.revision)) this.revision = revision;
-  }
-
-  private holdersOf(uuid: string): Holder[] {
-    const out: Holder[] = [];
-    for (const [id, url] of this.holders.get(uuid) ?? []) {
-      if (id === this.id || url === this.url || !/^https?:\/\//.test(url)) continue;
-      out.push({ id, url, live: this.servers.has(id) });
-    }
-    return out;
-  }
-
-  private holdsHere(uuid: string): boolean {
-    return this.holders.get(uuid)?.has(this.id) ?? false;
   }
 
   /** Announces this server as alive, on a lease that ends when it stops answering. */
@@ -420,146 +389,137 @@ export class Cluster {
     }
   }
 
-  /* ---------------------------------------------------------------- reconcile */
+  /* -------------------------------------------------------------------- pass */
 
-  private async reconcile(): Promise<void> {
-    const local = new Map<string, ImageRecord>();
-    for (const r of this.store.list()) if (activated(r)) local.set(r.uuid, r);
-    let behind = 0;
+  /** Reconciles what events named since the last pass, or every image. */
+  private async pass(): Promise<void> {
+    const scope = this.fullPass ? this.everything() : new Set(this.dirty);
+    // Pulls that will never resume (the image was deleted, or its file replaced) leave their partials.
+    if (this.fullPass) void this.store.removeOldPartials(PARTIAL_TTL_MS).catch(() => undefined);
+    this.fullPass = false;
+    this.dirty.clear();
+    const index = { listed: this.listed, entries: this.view.entries, deleted: this.view.deleted, holdsHere: (u: string) => this.view.holdsHere(u) };
+    const plan = reconcile(scope, this.local, index, this.synced);
+    for (const uuid of scope) {
+      this.behind.delete(uuid);
+      this.unheld.delete(uuid);
+    }
+    for (const uuid of plan.behind) this.behind.add(uuid);
 
-    for (const [uuid, record] of local) {
+    const pulls = new Map<string, IndexEntry>();
+    const byImage = new Map<string, Action[]>();
+    for (const action of plan.actions) {
+      if (action.kind === 'pull') pulls.set(action.uuid, action.entry);
+      else byImage.set(action.uuid, [...(byImage.get(action.uuid) ?? []), action]);
+    }
+    for (const uuid of scope) {
+      const entry = pulls.get(uuid);
+      if (entry) this.puller.want(uuid, entry);
+      else this.puller.drop(uuid);
+    }
+    // Registering and holding wait for the end of the pass, to go to etcd in batches.
+    const registers: ImageRecord[] = [];
+    const holds: string[] = [];
+    for (const [uuid, actions] of byImage) {
       if (this.stopped) return;
-      await this.step(uuid, async () => {
-        const tomb = this.deleted.get(uuid);
-        if (tomb) {
-          if (!(await this.removeLocal(uuid, tomb))) behind++;
-          return;
-        }
-        const entry = this.index.get(uuid);
-        if (!entry) {
-          if (this.listed) await this.register(record);
-          else behind++;
-          return;
-        }
-        if (!sameFiles(entry.manifest, record.manifest)) {
-          this.warnOnce(`files:${uuid}`, { uuid }, 'the index has another file for this uuid than this server; leaving this copy alone');
-          return;
-        }
-        const hash = manifestHash(record.manifest);
-        const base = this.synced.get(uuid);
-        if (hash === entry.hash) {
-          this.synced.set(uuid, entry.modRev, hash);
-        } else if (!base || base.rev !== entry.modRev) {
-          // etcd moved since both sides last agreed (or they never did): its version wins.
-          await this.applyRemote(record, entry, hash);
-        } else if (base.hash === hash) {
-          // Agreed already: the local copy only spells the same manifest differently.
-        } else if (this.listed) {
-          await this.publishChange(record, entry, hash);
-        } else {
-          behind++;
-        }
-        if (!this.holdsHere(uuid)) {
-          if (this.listed) await this.addHolder(uuid);
-          else behind++;
-        }
-      });
+      const now = actions.filter((a) => a.kind !== 'hold' && a.kind !== 'register');
+      if (now.length > 0) await this.step(uuid, now);
+      const record = this.store.get(uuid);
+      if (record && actions.some((a) => a.kind === 'register')) registers.push(record);
+      if (actions.some((a) => a.kind === 'hold')) holds.push(uuid);
+    }
+    // Registering what is here changes nothing the server serves: it need not wait for that.
+    this.servable();
+    await this.registerAndHold(registers, holds);
+    for (const uuid of [...holds, ...registers.map((r) => r.uuid), ...plan.behind]) {
+      if (this.local.image(uuid) && !this.view.holdsHere(uuid)) this.unheld.add(uuid);
     }
 
-    // Images this server had agreed on, or is listed as holding, that it no longer serves.
-    const gone = new Set([...this.synced.uuids(), ...[...this.holders.keys()].filter((u) => this.holdsHere(u))]);
-    for (const uuid of gone) {
-      // The pass awaited etcd and the disk since `local` was taken: look again.
-      if (local.has(uuid) || this.isLocal(uuid) || this.stopped) continue;
-      if (!this.listed) {
-        behind++;
-        continue;
-      }
-      await this.step(uuid, async () => {
-        const entry = this.index.get(uuid);
-        if (entry && !this.deleted.has(uuid) && this.hasLocalTombstone(uuid)) {
-          await this.publishDeletion(uuid, entry);
-        } else if (this.holdsHere(uuid)) {
-          // Removed by hand, or no longer loads: stop offering it.
-          await this.etcd(() => this.client.delete().key(this.keys.holder(uuid, this.id)).exec());
-          this.holders.get(uuid)?.delete(this.id);
-          this.log.info({ uuid }, 'no longer holds an indexed image; withdrew as its holder');
-        }
-        this.synced.delete(uuid);
-      });
-    }
-
-    const toPull = new Map<string, IndexEntry>();
-    for (const [uuid, entry] of this.index) {
-      if (local.has(uuid) || this.deleted.has(uuid) || this.store.get(uuid) || this.puller.isPulling(uuid)) continue;
-      if (fs.existsSync(this.store.layout.imageDir(uuid))) {
-        // A folder is there that does not serve: broken, or still being written by another process.
-        if (this.store.brokenImages().has(uuid)) {
-          this.warnOnce(`folder:${uuid}`, { uuid }, 'not pulling an indexed image: a broken folder of that uuid is in the way');
-        }
-        continue;
-      }
-      if (this.hasLocalTombstone(uuid)) {
-        this.warnOnce(`tomb:${uuid}`, { uuid }, 'not pulling an indexed image that was deleted on this server');
-        continue;
-      }
-      toPull.set(uuid, entry);
-    }
-    this.puller.plan(toPull);
-
-    const level = this.listed && behind === 0 && this.puller.pending() === 0;
+    const level = this.listed && this.behind.size === 0 && this.unheld.size === 0 && this.puller.pending() === 0;
     if (level) this.lastLevelAt = Date.now();
     this.level = level;
   }
 
-  /** First holder of an image the index does not know yet, unless it was deleted meanwhile. */
-  private async register(record: ImageRecord): Promise<void> {
-    const uuid = record.uuid;
-    const hash = manifestHash(record.manifest);
-    const value = entryValue(record.manifest, record.legacy, this.id);
-    const res = await this.etcd(() => this.client
-      .if(this.keys.image(uuid), 'Create', '==', 0)
-      .and(this.keys.deleted(uuid), 'Create', '==', 0)
-      .then(this.client.put(this.keys.image(uuid)).value(value), this.client.put(this.keys.holder(uuid, this.id)).value(this.url))
-      .commit());
-    if (!res.succeeded) return; // someone else registered or deleted it: the watch brings that.
-    const rev = res.header.revision;
-    this.index.set(uuid, { manifest: record.manifest, legacy: record.legacy as Record<string, unknown> | null, by: this.id, modRev: rev, hash });
-    this.addHolderLocally(uuid);
-    this.synced.set(uuid, rev, hash);
-    this.log.info({ uuid, name: record.manifest.name, version: record.manifest.version }, 'registered image in the cluster index');
+  /** Every image either side knows of, and every one still unsettled. */
+  private everything(): Set<string> {
+    this.deletedHere = this.store.deletedUuids();
+    const all = new Set<string>([...this.view.entries.keys(), ...this.synced.uuids(), ...this.puller.uuids(), ...this.behind, ...this.unheld]);
+    for (const r of this.store.list()) if (isActivated(r.manifest.state)) all.add(r.uuid);
+    for (const [uuid, holders] of this.view.holders) if (holders.has(this.id)) all.add(uuid);
+    return all;
   }
 
-  private async addHolder(uuid: string): Promise<void> {
-    const res = await this.etcd(() => this.client
-      .if(this.keys.deleted(uuid), 'Create', '==', 0)
-      .and(this.keys.image(uuid), 'Create', '>', 0)
-      .then(this.client.put(this.keys.holder(uuid, this.id)).value(this.url))
-      .commit());
-    if (res.succeeded) {
-      this.addHolderLocally(uuid);
-      this.log.debug({ uuid }, 'listed as a holder');
+  private async registerAndHold(records: ImageRecord[], holds: string[]): Promise<void> {
+    if (this.stopped) return;
+    const registered = await this.writes.registerMany(records.map((r) => ({ manifest: r.manifest, legacy: r.legacy, hash: this.hashOf(r) })));
+    for (const record of records) {
+      const rev = registered.get(record.uuid);
+      // Lost the race: someone else registered or deleted it, and the watch brings that.
+      if (rev === undefined) continue;
+      this.synced.set(record.uuid, rev, this.hashOf(record));
+      this.log.info({ uuid: record.uuid, name: record.manifest.name, version: record.manifest.version }, 'registered image in the cluster index');
+    }
+    if (this.stopped || holds.length === 0) return;
+    const held = await this.writes.holdMany(holds);
+    this.log.debug({ images: held.size }, 'listed as a holder');
+  }
+
+  /** One image's actions; its own failure (a disk error, say) does not hold up the others. */
+  private async step(uuid: string, actions: Action[]): Promise<void> {
+    try {
+      for (const action of actions) await this.act(action);
+    } catch (err) {
+      if (err instanceof EtcdDown) throw err;
+      this.behind.add(uuid);
+      this.log.warn({ uuid, err: errorMessage(err) }, 'cluster step failed; will retry');
     }
   }
 
-  private addHolderLocally(uuid: string): void {
-    let m = this.holders.get(uuid);
-    if (!m) this.holders.set(uuid, (m = new Map()));
-    m.set(this.id, this.url);
-  }
-
-  /** A change made here (state, manifest) goes to the index, unless etcd moved meanwhile. */
-  private async publishChange(record: ImageRecord, entry: IndexEntry, hash: string): Promise<void> {
-    const uuid = record.uuid;
-    const res = await this.etcd(() => this.client
-      .if(this.keys.image(uuid), 'Mod', '==', entry.modRev)
-      .then(this.client.put(this.keys.image(uuid)).value(entryValue(record.manifest, record.legacy, this.id)))
-      .commit());
-    if (!res.succeeded) return; // etcd's newer version arrives through the watch and wins.
-    const rev = res.header.revision;
-    this.index.set(uuid, { ...entry, manifest: record.manifest, by: this.id, modRev: rev, hash });
-    this.synced.set(uuid, rev, hash);
-    this.log.info({ uuid, state: record.manifest.state }, 'published a local change to the cluster index');
+  private async act(action: Action): Promise<void> {
+    const uuid = action.uuid;
+    const record = this.store.get(uuid);
+    switch (action.kind) {
+      case 'agree':
+        this.synced.set(uuid, action.rev, action.hash);
+        return;
+      case 'apply':
+        if (record) await this.applyRemote(record, action.entry, action.localHash);
+        return;
+      case 'publish': {
+        if (!record) return;
+        const hash = this.hashOf(record);
+        const rev = await this.writes.publish(record.manifest, record.legacy, action.entry, hash);
+        // etcd's newer version arrives through the watch and wins.
+        if (rev === undefined) return;
+        this.synced.set(uuid, rev, hash);
+        this.log.info({ uuid, state: record.manifest.state }, 'published a local change to the cluster index');
+        return;
+      }
+      case 'remove':
+        if (!(await this.removeLocal(uuid, action.tomb))) this.behind.add(uuid);
+        return;
+      case 'delete':
+        // Back since the pass began (its store event follows): nothing to delete.
+        if (this.local.image(uuid)) return;
+        await this.publishDeletion(uuid, action.entry);
+        return;
+      case 'withdraw':
+        if (this.local.image(uuid)) return;
+        await this.writes.withdraw(uuid);
+        this.log.info({ uuid }, 'no longer holds an indexed image; withdrew as its holder');
+        return;
+      case 'forget':
+        if (!this.local.image(uuid)) this.synced.delete(uuid);
+        return;
+      case 'conflict':
+        this.warnOnce(`${action.why}:${uuid}`, { uuid }, CONFLICTS[action.why]);
+        return;
+      // The pass registers and holds in batches; the puller pulls.
+      case 'pull':
+      case 'register':
+      case 'hold':
+        return;
+    }
   }
 
   /** Applies the index's version of a manifest to the local copy. */
@@ -569,20 +529,14 @@ export class Cluster {
       ? (entry.manifest.disabled ? 'disabled' : 'enabled')
       : 'updated';
     try {
-      const after = await this.writer.change(uuid, ({ sidecar }) => {
-        // Under the image's lock: a local change that landed since we looked is not overwritten blind.
-        const now = this.store.refreshNow(uuid);
-        if (!now || manifestHash(now.manifest) !== localHash) throw new Stale();
-        return {
-          manifest: structuredClone(entry.manifest) as unknown as Record<string, unknown>,
-          sidecar: withHistory(sidecar, `${event} (cluster)`, `cluster:${entry.by}`),
-        };
-      });
-      this.synced.set(uuid, entry.modRev, manifestHash(after.manifest));
+      // A local change that landed since we looked is not overwritten blind.
+      const after = await this.writer.change(uuid, replacement(entry.manifest, `${event} (cluster)`),
+        { via: 'cluster', by: `cluster:${entry.by}`, peer: entry.by }, { expectHash: localHash });
+      this.synced.set(uuid, entry.modRev, this.hashOf(after));
       this.log.info({ uuid, event, by: entry.by, state: entry.manifest.state }, 'applied a change from the cluster index');
     } catch (err) {
-      if (err instanceof Stale) {
-        this.kick();
+      if (errors.ImageChanged.is(err)) {
+        this.touch(uuid);
         return;
       }
       throw err;
@@ -590,7 +544,7 @@ export class Cluster {
   }
 
   private async publishDeletion(uuid: string, entry: IndexEntry): Promise<void> {
-    const local = readLocalTombstone(this.store.layout.tombstonePath(uuid));
+    const local = this.store.tombstone(uuid);
     const tomb: Tombstone = {
       uuid,
       name: entry.manifest.name,
@@ -599,18 +553,7 @@ export class Cluster {
       by: local?.by ?? 'unknown',
       server: this.id,
     };
-    const res = await this.etcd(() => this.client
-      .if(this.keys.deleted(uuid), 'Create', '==', 0)
-      .then(
-        this.client.put(this.keys.deleted(uuid)).value(JSON.stringify(tomb)),
-        this.client.delete().key(this.keys.image(uuid)),
-        this.client.delete().prefix(this.keys.holders(uuid)),
-      )
-      .commit());
-    if (res.succeeded) {
-      this.deleted.set(uuid, tomb);
-      this.index.delete(uuid);
-      this.holders.delete(uuid);
+    if (await this.writes.delete(tomb)) {
       this.log.info({ uuid, name: tomb.name, version: tomb.version, by: tomb.by }, 'published a deletion to the cluster index');
     }
   }
@@ -621,29 +564,27 @@ export class Cluster {
    * DeleteImage would refuse it here; false while it stays.
    */
   private async removeLocal(uuid: string, tomb: Tombstone): Promise<boolean> {
-    const dependents = this.store.dependents(uuid).filter((d) => !this.deleted.has(d.uuid));
-    if (dependents.length > 0) {
-      this.warnOnce(`dependents:${uuid}`, { uuid, dependents: dependents.map((d) => d.uuid) },
-        'deleted in the cluster index, but images here are built on it: keeping it until they are gone');
-      return false;
-    }
     try {
-      await this.writer.remove(uuid, `${tomb.by ?? 'unknown'} (cluster: ${tomb.server ?? 'unknown'})`);
+      await this.writer.remove(uuid, { via: 'cluster', by: `${tomb.by ?? 'unknown'} (cluster: ${tomb.server ?? 'unknown'})` });
     } catch (err) {
+      if (errors.ImageHasDependentImages.is(err)) {
+        this.warnOnce(`dependents:${uuid}`, { uuid, err: err.message },
+          'deleted in the cluster index, but images here are built on it: keeping it until they are gone');
+        return false;
+      }
       if (this.store.get(uuid) !== undefined) throw err;
     }
+    this.deletedHere.add(uuid);
     this.synced.delete(uuid);
     this.log.info({ uuid, name: tomb.name, version: tomb.version, by: tomb.by, server: tomb.server }, 'removed an image deleted in the cluster');
     return true;
   }
 
-  private isLocal(uuid: string): boolean {
-    const record = this.store.get(uuid);
-    return record !== undefined && activated(record);
-  }
-
-  private hasLocalTombstone(uuid: string): boolean {
-    return fs.existsSync(this.store.layout.tombstonePath(uuid));
+  /** The manifest's hash, computed once per loaded record. */
+  private hashOf(record: ImageRecord): string {
+    let hash = this.hashes.get(record);
+    if (hash === undefined) this.hashes.set(record, (hash = manifestHash(record.manifest)));
+    return hash;
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
@@ -653,44 +594,11 @@ export class Cluster {
   }
 }
 
-function entryValue(manifest: Manifest, legacy: unknown, by: string): string {
-  return JSON.stringify({ manifest, legacy: legacy ?? null, by, at: new Date().toISOString() });
-}
-
-function parseEntry(text: string, uuid: string, modRev: string): IndexEntry | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isObject(value) || !isObject(value.manifest)) return undefined;
-  // Only what this server would load from its own serve_dir: a pulled copy must serve.
-  const checked = normalizeManifest(value.manifest, new Date().toISOString());
-  if (!checked.ok || checked.value.manifest.uuid !== uuid || checked.value.manifest.files.length !== 1) return undefined;
-  const manifest = checked.value.manifest;
-  if (manifest.state !== 'active' && manifest.state !== 'disabled') return undefined;
-  return {
-    manifest,
-    legacy: isObject(value.legacy) ? value.legacy : null,
-    by: typeof value.by === 'string' ? value.by : 'unknown',
-    modRev,
-    hash: manifestHash(manifest),
-  };
-}
-
-function sameFiles(a: Manifest, b: Manifest): boolean {
-  return a.files.length === b.files.length && a.files.every((f, i) => f.sha1 === b.files[i]!.sha1 && f.size === b.files[i]!.size);
-}
-
-function readLocalTombstone(file: string): Tombstone | undefined {
-  try {
-    const value: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
-    return isObject(value) ? (value as unknown as Tombstone) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const CONFLICTS = {
+  'other-file': 'the index has another file for this uuid than this server; leaving this copy alone',
+  'broken-folder': 'not pulling an indexed image: a broken folder of that uuid is in the way',
+  'deleted-here': 'not pulling an indexed image that was deleted on this server',
+} as const;
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

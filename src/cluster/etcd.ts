@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Etcd3, Range, isRecoverableError, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
 import { UUID_RE } from '../manifest/types.js';
-import type { ClusterConfig } from './schema.js';
+import type { ClusterConfig } from '../config/cluster.js';
 
 /** Milliseconds an etcd call may take before it counts as failed. */
 const CALL_TIMEOUT_MS = 5000;

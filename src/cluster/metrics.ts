@@ -1,7 +1,8 @@
 /*
  * The cluster's gauges on the server's own Prometheus registry: whether
- * etcd answers, live peers, images waiting to be pulled, how far behind
- * the index this server is, and pulls by result.
+ * etcd answers, live peers, images waiting to be pulled, images no holder
+ * has good bytes of, how far behind the index this server is, and pulls
+ * by result.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Cluster } from './cluster.js';
@@ -15,6 +16,8 @@ export function registerClusterMetrics(registry: Registry, cluster: Cluster): vo
   gauge('image_server_cluster_peers', 'Other servers alive in the cluster', () => cluster.status().peers);
   gauge('image_server_cluster_indexed_images', 'Images in the cluster index', () => cluster.status().indexed);
   gauge('image_server_cluster_pending_pulls', 'Indexed images this server does not hold yet', () => cluster.status().pending);
+  gauge('image_server_cluster_failed_pulls', 'Indexed images no holder has good bytes of; pulled again when a holder changes',
+    () => cluster.status().failed);
   gauge('image_server_cluster_lag_seconds', 'Seconds since this server was last level with the cluster index (0: it is)',
     () => cluster.status().lag_seconds);
   const reported = { succeeded: 0, failed: 0 };

@@ -1,43 +1,43 @@
 /*
- * Pulls the images this server lacks from peers that hold them: a few at a
- * time, origins before the images built on them, oldest first. Each file
- * comes from a peer's GET /images/:uuid/file straight into the import
- * transaction, which checks its size and sha1 against the manifest from the
- * index before anything is published; the manifest keeps its uuid, owner,
- * published_at and state. A peer that fails, stalls or dies mid-transfer
- * costs the attempt: the next one goes to the holder that failed least
- * (live servers first), after a backoff that grows with each failure
- * (with jitter). Nothing of a failed attempt stays behind.
+ * Pulls the images this server lacks from peers that hold them. The queue
+ * is a heap keyed once per image: images with no origin first, then the
+ * newest. An image whose origin is still to come waits beside the queue
+ * until the origin lands. Small files go several at a time, large ones
+ * one or two at a time, each kind in its own slots, so a large file never
+ * holds up the small ones.
+ *
+ * Each file comes from a peer's GET /images/:uuid/file through the shared
+ * fetcher (fetch/file.ts), verified against the size and sha1 of the
+ * manifest from the index, into the store's partial download of that
+ * exact file, which the import then moves into place. A peer that fails,
+ * stalls or dies mid-transfer costs the attempt, not the bytes: the next
+ * attempt resumes them from the holder that failed least (live servers
+ * first) after an exponential backoff with jitter. A holder whose bytes do
+ * not match is not asked again for that image until it announces itself
+ * anew; when no holder is left with good bytes, the image is reported
+ * failed and waits for a holder to change.
  */
-import http from 'node:http';
-import https from 'node:https';
+import fs from 'node:fs/promises';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Logger } from '../log.js';
-import { ImageUuidAlreadyExists } from '../errors.js';
-import type { Compression, JsonObject, Manifest } from '../manifest/types.js';
-import { withHistory, type Sidecar } from '../store/sidecar.js';
+import { errors } from '../errors.js';
+import { HttpClient } from '../fetch/client.js';
+import { BadBytes } from '../fetch/errors.js';
+import { fetchFile } from '../fetch/file.js';
+import type { Compression, LegacyFields } from '../manifest/types.js';
 import type { ImageStore } from '../store/store.js';
-import type { ImageWriter } from '../store/writer.js';
-
-export interface IndexEntry {
-  manifest: Manifest;
-  legacy: Record<string, unknown> | null;
-  /** Server id that wrote the entry last. */
-  by: string;
-  modRev: string;
-  hash: string;
-}
-
-export interface Holder {
-  id: string;
-  url: string;
-  live: boolean;
-}
+import { LocalFile, type ImageWriter } from '../store/writer.js';
+import type { Holder, IndexEntry } from './index-view.js';
+import { PriorityQueue, type QueueKey } from './queue.js';
 
 export interface PullerOptions {
   store: ImageStore;
   writer: ImageWriter;
   log: Logger;
+  /** Large files pulled at once. */
   concurrency: number;
+  /** Small files pulled at once. */
+  smallConcurrency: number;
   /** Basic credentials for peers, if they need any. */
   authorization?: string;
   userAgent: string;
@@ -48,178 +48,260 @@ export interface PullerOptions {
   pulled(uuid: string, ok: boolean): void;
 }
 
+type WantState = 'queued' | 'running' | 'backoff' | 'origin' | 'no-holder' | 'failed';
+
 interface Want {
+  uuid: string;
   entry: IndexEntry;
-  firstSeen: number;
+  key: QueueKey;
+  small: boolean;
+  state: WantState;
   attempts: number;
-  nextAt: number;
-  inFlight: boolean;
-  /** Failures per holder id: the next try goes to the holder that failed least. */
+  backoff: IBackoff<unknown> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Cuts the running transfer off. */
+  abort: AbortController | undefined;
+  /** Network failures per holder id: the next try goes to the holder that failed least. */
   failures: Map<string, number>;
+  /** Holders (id@revision of their key) that sent bytes that do not match. */
+  bad: Set<string>;
 }
 
 /** No byte from a peer for this long and the transfer counts as failed. */
 const STALL_MS = 30_000;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
+/** Files up to this size count as small. */
+const SMALL_FILE_BYTES = 32 * 1024 * 1024;
+const BACKOFF = new ExponentialBackoff({ initialDelay: 500, maxDelay: 30_000 });
 
 export class Puller {
   private readonly wanted = new Map<string, Want>();
-  private readonly requests = new Set<http.ClientRequest>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly queues = { small: new PriorityQueue<Want>(), large: new PriorityQueue<Want>() };
+  private readonly running = { small: 0, large: 0 };
+  /** Images no holder has good bytes of. */
+  private readonly failedSet = new Set<string>();
+  /** Images waiting for their origin, by origin. */
+  private readonly children = new Map<string, Set<string>>();
   private stopped = false;
-  private inFlight = 0;
   readonly counts = { succeeded: 0, failed: 0 };
 
-  constructor(private readonly opts: PullerOptions) {}
+  private readonly client: HttpClient;
 
-  /** Replaces the set of images to pull; pulls already running go on. */
-  plan(entries: Map<string, IndexEntry>): void {
-    const now = Date.now();
-    for (const [uuid, want] of this.wanted) {
-      if (!entries.has(uuid) && !want.inFlight) this.wanted.delete(uuid);
-    }
-    for (const [uuid, entry] of entries) {
-      const want = this.wanted.get(uuid);
-      if (want) want.entry = entry;
-      else this.wanted.set(uuid, { entry, firstSeen: now, attempts: 0, nextAt: now, inFlight: false, failures: new Map() });
-    }
-    this.pump();
+  constructor(private readonly opts: PullerOptions) {
+    this.client = new HttpClient({
+      userAgent: opts.userAgent,
+      ...(opts.authorization ? { authorization: opts.authorization } : {}),
+      stallMs: STALL_MS,
+    });
   }
 
-  /** Images waiting or being pulled. */
+  /** Pull `uuid` (again, if it failed and a holder changed); a pull already running goes on. */
+  want(uuid: string, entry: IndexEntry): void {
+    if (this.stopped) return;
+    const known = this.wanted.get(uuid);
+    if (known) {
+      known.entry = entry;
+      if (known.state === 'origin' || known.state === 'no-holder' || known.state === 'failed') this.place(known);
+      return;
+    }
+    const size = entry.manifest.files[0]?.size ?? 0;
+    const published = entry.manifest.published_at ? Date.parse(entry.manifest.published_at) || 0 : 0;
+    const want: Want = {
+      uuid,
+      entry,
+      key: [entry.manifest.origin ? 1 : 0, -published, uuid],
+      small: size <= SMALL_FILE_BYTES,
+      state: 'queued',
+      attempts: 0,
+      backoff: undefined,
+      timer: undefined,
+      abort: undefined,
+      failures: new Map(),
+      bad: new Set(),
+    };
+    this.wanted.set(uuid, want);
+    this.place(want);
+  }
+
+  /** No longer wanted (deleted, disabled, here already): forgotten at once, a running pull cut off. */
+  drop(uuid: string): void {
+    const want = this.wanted.get(uuid);
+    if (!want) return;
+    this.wanted.delete(uuid);
+    this.failedSet.delete(uuid);
+    clearTimeout(want.timer);
+    want.abort?.abort(new Error('no longer wanted'));
+  }
+
+  /** Images waiting or being pulled, not counting those that failed. */
   pending(): number {
-    return this.wanted.size;
+    return this.wanted.size - this.failedSet.size;
   }
 
   pulling(): number {
-    return this.inFlight;
+    return this.running.small + this.running.large;
   }
 
-  isPulling(uuid: string): boolean {
-    return this.wanted.get(uuid)?.inFlight ?? false;
+  /** Images no holder has good bytes of: waiting for a holder to change. */
+  failedUuids(): string[] {
+    return [...this.failedSet];
   }
 
-  /** When the longest-waiting image was first wanted, or undefined when none waits. */
-  oldestWant(): number | undefined {
-    let oldest: number | undefined;
-    for (const w of this.wanted.values()) oldest = Math.min(oldest ?? w.firstSeen, w.firstSeen);
-    return oldest;
+  uuids(): IterableIterator<string> {
+    return this.wanted.keys();
   }
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
-    for (const req of this.requests) req.destroy(new Error('server stopping'));
+    for (const want of this.wanted.values()) {
+      clearTimeout(want.timer);
+      want.abort?.abort(new Error('server stopping'));
+    }
+    this.client.close();
+  }
+
+  /** Puts a want where it belongs now: the queue, beside its origin, or aside. */
+  private place(want: Want): void {
+    this.failedSet.delete(want.uuid);
+    const origin = want.entry.manifest.origin;
+    if (origin && this.opts.store.get(origin) === undefined && (this.wanted.has(origin) || this.opts.indexed(origin))) {
+      want.state = 'origin';
+      let set = this.children.get(origin);
+      if (!set) this.children.set(origin, (set = new Set()));
+      set.add(want.uuid);
+      return;
+    }
+    const holders = this.opts.holdersOf(want.uuid);
+    if (holders.length === 0) {
+      want.state = 'no-holder';
+      return;
+    }
+    if (this.candidates(want, holders).length === 0) {
+      if (want.state !== 'failed') {
+        this.opts.log.warn({ uuid: want.uuid, holders: holders.map((h) => h.id) },
+          'no holder has good bytes of this image; giving up until a holder changes');
+      }
+      want.state = 'failed';
+      this.failedSet.add(want.uuid);
+      return;
+    }
+    want.state = 'queued';
+    this.queues[want.small ? 'small' : 'large'].push(want.key, want);
+    this.pump();
   }
 
   private pump(): void {
     if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const now = Date.now();
-    const ready = [...this.wanted.entries()]
-      .filter(([uuid, w]) => !w.inFlight && w.nextAt <= now && this.originReady(w.entry) && this.candidates(uuid, w).length > 0)
-      .sort(([, a], [, b]) => publishedMs(a.entry) - publishedMs(b.entry) || (a.entry.manifest.uuid < b.entry.manifest.uuid ? -1 : 1));
-    for (const [uuid, want] of ready) {
-      if (this.inFlight >= this.opts.concurrency) break;
-      void this.pull(uuid, want);
-    }
-    const waiting = [...this.wanted.values()].filter((w) => !w.inFlight && w.nextAt > now);
-    if (waiting.length > 0) {
-      const next = Math.min(...waiting.map((w) => w.nextAt));
-      this.timer = setTimeout(() => this.pump(), Math.max(10, next - now)).unref();
+    this.fill('small', this.opts.smallConcurrency);
+    this.fill('large', this.opts.concurrency);
+  }
+
+  private fill(kind: 'small' | 'large', slots: number): void {
+    const queue = this.queues[kind];
+    while (this.running[kind] < slots && queue.size > 0) {
+      const want = queue.pop()!;
+      // A want dropped or moved since it was queued is skipped here rather than searched for.
+      if (this.wanted.get(want.uuid) !== want || want.state !== 'queued') continue;
+      void this.pull(want, kind);
     }
   }
 
-  /** An image waits for its origin, unless the origin will never come. */
-  private originReady(entry: IndexEntry): boolean {
-    const origin = entry.manifest.origin;
-    return !origin || this.opts.store.get(origin) !== undefined || !this.opts.indexed(origin);
-  }
-
-  /** Holders in the order to try them: those that failed least, then live servers, then by id. */
-  private candidates(uuid: string, want: Want): Holder[] {
+  /** Holders in the order to try them: good bytes only, those that failed least, then live servers, then by id. */
+  private candidates(want: Want, holders = this.opts.holdersOf(want.uuid)): Holder[] {
     const failed = (h: Holder) => want.failures.get(h.id) ?? 0;
-    return this.opts.holdersOf(uuid)
+    return holders
+      .filter((h) => !want.bad.has(`${h.id}@${h.rev}`))
       .sort((a, b) => failed(a) - failed(b) || Number(b.live) - Number(a.live) || (a.id < b.id ? -1 : 1));
   }
 
-  private async pull(uuid: string, want: Want): Promise<void> {
-    const holder = this.candidates(uuid, want)[0]!;
-    want.inFlight = true;
-    this.inFlight++;
-    const { entry } = want;
+  private async pull(want: Want, kind: 'small' | 'large'): Promise<void> {
+    const holder = this.candidates(want)[0];
+    if (!holder) {
+      this.place(want);
+      return;
+    }
+    const { uuid, entry } = want;
+    want.state = 'running';
+    this.running[kind]++;
     const log = this.opts.log.child({ uuid, from: holder.url, peer: holder.id });
     const started = Date.now();
     log.info({ name: entry.manifest.name, version: entry.manifest.version, size: entry.manifest.files[0]?.size, attempt: want.attempts + 1 },
       'pulling image from a peer');
-    let ok = false;
+    let ok: boolean;
     try {
-      await this.fetchInto(entry, holder);
+      await this.fetchInto(want, holder, log);
       ok = true;
       this.counts.succeeded++;
       log.info({ ms: Date.now() - started }, 'pulled image from a peer');
     } catch (err) {
-      if (this.opts.store.get(uuid) !== undefined || isAlreadyThere(err)) {
-        ok = true;
-      } else {
-        this.counts.failed++;
-        want.attempts++;
-        want.failures.set(holder.id, (want.failures.get(holder.id) ?? 0) + 1);
-        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (want.attempts - 1));
-        want.nextAt = Date.now() + delay / 2 + Math.random() * (delay / 2);
-        if (!this.stopped) log.warn({ err: describe(err), attempts: want.attempts, retry_ms: Math.round(want.nextAt - Date.now()) }, 'pull failed; will retry');
-      }
+      ok = this.opts.store.get(uuid) !== undefined || errors.ImageUuidAlreadyExists.is(err);
+      if (!ok && this.wanted.get(uuid) === want && !this.stopped) this.failed(want, holder, err, log);
     } finally {
-      want.inFlight = false;
-      this.inFlight--;
+      want.abort = undefined;
+      this.running[kind]--;
     }
-    if (ok && this.wanted.get(uuid) === want) this.wanted.delete(uuid);
     if (this.stopped) return;
+    if (ok) {
+      if (this.wanted.get(uuid) === want) this.drop(uuid);
+      this.releaseChildren(uuid);
+    }
     this.opts.pulled(uuid, ok);
     this.pump();
   }
 
-  private async fetchInto(entry: IndexEntry, holder: Holder): Promise<void> {
-    const manifest = entry.manifest;
-    const file = manifest.files[0];
-    if (!file || manifest.files.length !== 1) throw new Error(`the index lists ${manifest.files.length} files for this image; one is supported`);
-    const res = await this.get(`${holder.url}/images/${manifest.uuid}/file`);
-    try {
-      if (res.statusCode !== 200) throw new Error(`GET file: HTTP ${res.statusCode}`);
-      const sidecar: Sidecar = withHistory({ source: { via: 'cluster', from: holder.url, peer: holder.id } }, 'pulled', `cluster:${holder.id}`);
-      if (entry.legacy) sidecar.legacy = entry.legacy;
-      await this.opts.writer.create(structuredClone(manifest) as unknown as JsonObject, sidecar, {
-        source: res,
-        compression: file.compression as Compression,
-        expect: { sha1: file.sha1, size: file.size, maxBytes: file.size },
-      });
-    } finally {
-      res.destroy();
+  private failed(want: Want, holder: Holder, err: unknown, log: Logger): void {
+    this.counts.failed++;
+    want.attempts++;
+    // Bytes kept from an earlier attempt may have come from another holder: only a whole file proves this one wrong.
+    if (errors.Download.is(err) || (err instanceof BadBytes && err.keptFrom === 0)) want.bad.add(`${holder.id}@${holder.rev}`);
+    else want.failures.set(holder.id, (want.failures.get(holder.id) ?? 0) + 1);
+    if (this.candidates(want).length === 0) {
+      log.warn({ err: describe(err), attempts: want.attempts }, 'pull failed');
+      this.place(want);
+      return;
+    }
+    want.backoff = want.backoff ? want.backoff.next(undefined) : BACKOFF.next();
+    const delay = want.backoff.duration;
+    log.warn({ err: describe(err), attempts: want.attempts, retry_ms: Math.round(delay) }, 'pull failed; will retry');
+    want.state = 'backoff';
+    want.timer = setTimeout(() => {
+      want.timer = undefined;
+      if (this.wanted.get(want.uuid) === want) this.place(want);
+    }, delay).unref();
+  }
+
+  private releaseChildren(origin: string): void {
+    const set = this.children.get(origin);
+    if (!set) return;
+    this.children.delete(origin);
+    for (const uuid of set) {
+      const want = this.wanted.get(uuid);
+      if (want?.state === 'origin') this.place(want);
     }
   }
 
-  private get(url: string): Promise<http.IncomingMessage> {
-    const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, accept: '*/*' };
-    if (this.opts.authorization) headers.authorization = this.opts.authorization;
-    const client = url.startsWith('https:') ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = client.get(url, { headers, agent: false }, (res) => resolve(res));
-      this.requests.add(req);
-      req.setTimeout(STALL_MS, () => req.destroy(new Error(`no data from the peer for ${STALL_MS / 1000} s`)));
-      req.on('error', reject);
-      req.on('close', () => this.requests.delete(req));
-    });
+  private async fetchInto(want: Want, holder: Holder, log: Logger): Promise<void> {
+    const { entry } = want;
+    const manifest = entry.manifest;
+    const file = manifest.files[0];
+    if (!file || manifest.files.length !== 1) throw new Error(`the index lists ${manifest.files.length} files for this image; one is supported`);
+    // channel=*: a peer with channels serves every channel's images; one without ignores it.
+    const url = new URL(`${holder.url}/images/${manifest.uuid}/file?channel=*`);
+    const abort = new AbortController();
+    want.abort = abort;
+    const partial = await this.opts.store.partialFile(manifest.uuid, file.sha1);
+    const got = await fetchFile(this.client, url, { file: partial, size: file.size, sha1: file.sha1 }, {
+      resumed: (offset) => log.info({ offset, size: file.size }, 'resuming an interrupted pull'),
+    }, abort.signal);
+    try {
+      await this.opts.writer.create(structuredClone(manifest), { via: 'cluster', by: `cluster:${holder.id}`, url: holder.url, peer: holder.id }, {
+        file: { source: new LocalFile(got.file), compression: file.compression as Compression, expect: { sha1: file.sha1, size: file.size, maxBytes: file.size } },
+        legacy: entry.legacy as LegacyFields | null,
+      });
+    } finally {
+      // Moved into the image when the import took it; not needed when another way in was first.
+      await fs.rm(got.file, { force: true });
+    }
   }
-}
-
-function publishedMs(entry: IndexEntry): number {
-  return entry.manifest.published_at ? Date.parse(entry.manifest.published_at) || 0 : 0;
-}
-
-function isAlreadyThere(err: unknown): boolean {
-  return (err as { restCode?: string })?.restCode === ImageUuidAlreadyExists('x').restCode;
 }
 
 function describe(err: unknown): string {

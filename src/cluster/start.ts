@@ -1,13 +1,13 @@
 /*
- * The cluster's entry point for main.ts, loaded only when config.json has
- * a `cluster` key: a server that runs alone never loads etcd3 or gRPC.
+ * The cluster's entry point for the server, loaded only when config.json
+ * has a `cluster` key: a server that runs alone never loads etcd3 or gRPC.
  */
-import type { Metrics } from '../http/metrics.js';
+import type { Registry } from 'prom-client';
 import { Cluster, type ClusterDeps } from './cluster.js';
 import { registerClusterMetrics } from './metrics.js';
 
-export function createCluster(deps: ClusterDeps & { metrics: Metrics }): Cluster {
+export function createCluster(deps: ClusterDeps & { registry: Registry }): Cluster {
   const cluster = new Cluster(deps);
-  registerClusterMetrics(deps.metrics.registry, cluster);
+  registerClusterMetrics(deps.registry, cluster);
   return cluster;
 }

@@ -4,15 +4,13 @@
  * moment. Comparing both sides against it tells which side changed since:
  * a new revision in etcd is a change to apply here; a new local hash with
  * the same revision is a change made here (HTTP, the images CLI, verify
- * --repair) to publish. Kept in <serve_dir>/.cluster/synced.json, so changes
+ * --repair) to publish. Kept in a state file of the store, so changes
  * made while the server was stopped are still told apart after a restart.
  */
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../log.js';
-import { writeFileAtomic } from '../store/atomic.js';
-import type { Layout } from '../store/layout.js';
+import type { ImageStore } from '../store/store.js';
+
+const SAVE_DELAY_MS = 1000;
 
 export interface SyncedImage {
   /** mod_revision of <prefix>images/<uuid> when both sides last agreed. */
@@ -30,22 +28,23 @@ interface SyncedFile {
 }
 
 export class SyncedState {
-  private readonly file: string;
   private images = new Map<string, SyncedImage>();
   private etcdCluster = '';
   private dirty = false;
   private saving: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly layout: Layout, private readonly prefix: string, private readonly log: Logger) {
-    this.file = path.join(layout.root, '.cluster', 'synced.json');
+  constructor(private readonly store: ImageStore, private readonly prefix: string, private readonly log: Logger) {
   }
 
   load(): void {
     let raw: SyncedFile;
     try {
-      raw = JSON.parse(fs.readFileSync(this.file, 'utf8')) as SyncedFile;
+      const text = this.store.readState('cluster');
+      if (text === undefined) return;
+      raw = JSON.parse(text) as SyncedFile;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err, file: this.file }, 'cluster sync state unreadable; starting afresh');
+      this.log.warn({ err }, 'cluster sync state unreadable; starting afresh');
       return;
     }
     if (raw?.v !== 1 || raw.prefix !== this.prefix || typeof raw.images !== 'object' || raw.images === null) return;
@@ -85,8 +84,24 @@ export class SyncedState {
     if (this.images.delete(uuid)) this.dirty = true;
   }
 
-  /** Writes the file if anything changed since the last write. */
+  /**
+   * Writes the file within a second: a joining server agrees on images one
+   * by one, and the whole file is not rewritten for each. What a crash
+   * loses of that second costs a comparison, not a change: a side that
+   * matches the index agrees with it again.
+   */
+  saveSoon(): void {
+    if (!this.dirty || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.save();
+    }, SAVE_DELAY_MS).unref();
+  }
+
+  /** Writes the file now if anything changed since the last write. */
   save(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.saving ??= this.write().finally(() => {
       this.saving = null;
     });
@@ -98,8 +113,7 @@ export class SyncedState {
       this.dirty = false;
       const body: SyncedFile = { v: 1, etcd_cluster: this.etcdCluster, prefix: this.prefix, images: Object.fromEntries(this.images) };
       try {
-        await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
-        await writeFileAtomic(this.file, `${JSON.stringify(body)}\n`, this.layout.stagingRoot());
+        await this.store.writeState('cluster', `${JSON.stringify(body)}\n`);
       } catch (err) {
         this.dirty = true;
         this.log.warn({ err }, 'cannot save the cluster sync state');
@@ -107,26 +121,4 @@ export class SyncedState {
       }
     }
   }
-}
-
-/** Manifests are never changed in place (a change makes a new record), so a hash can be kept with its object. */
-const hashes = new WeakMap<object, string>();
-
-/** A hash of a manifest that does not depend on the order of its keys. */
-export function manifestHash(manifest: object): string {
-  let hash = hashes.get(manifest);
-  if (hash === undefined) {
-    hash = createHash('sha1').update(stableJson(manifest)).digest('hex');
-    hashes.set(manifest, hash);
-  }
-  return hash;
-}
-
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }

@@ -103,8 +103,10 @@ test.serial('publish, delete and state changes on any server reach every server'
     t.regex(metrics, /^image_server_cluster_pending_pulls 0$/m);
     t.regex(metrics, /^image_server_cluster_etcd_up 1$/m);
     t.regex(metrics, /^image_server_cluster_lag_seconds 0$/m);
-    await new Promise((r) => setTimeout(r, 500));
-    t.falsy(await b.image(img.uuid), 'a deleted image stays deleted');
+    // A later change from B reaching A and C means both have acted on everything before it.
+    const later = await b.publish();
+    await servedEverywhere([a, c], later);
+    for (const n of [a, b, c]) t.falsy(await n.image(img.uuid), `a deleted image stays deleted on ${n.name}`);
     t.false(fs.existsSync(path.join(a.serveDir, img.uuid)));
   });
 });
@@ -120,19 +122,21 @@ test.serial('a server killed with -9 mid-pull completes the pull after a restart
     const size = 96 * 1024 * 1024;
     a.proxy!.holdAfter(8 * 1024 * 1024);
     const img = await a.publishLarge(size);
-    const { value: partial } = await until('C receiving the file', () => c.staged().find((f) => f.size >= 1024 * 1024), 60_000);
+    const { value: partial } = await until('C receiving the file', () => c.partials().find((f) => f.size >= 1024 * 1024), 60_000);
     await c.kill9();
     t.log(`C was killed with ${partial.size} of ${size} bytes received`);
     t.false(fs.existsSync(path.join(c.serveDir, img.uuid)), 'nothing was published from the partial file');
-    t.true(c.staged().length > 0, 'the partial file is still in .staging');
+    t.true(c.partials().length > 0, 'the partial download is kept for the next attempt');
     a.proxy!.release();
 
     await c.start();
     const started = Date.now();
     await servedEverywhere([b, c], img, 120_000);
     measured(t, `C restarted → pulled the ${size / 1024 / 1024} MB image`, Date.now() - started);
-    t.deepEqual(c.staged(), [], 'the interrupted transfer left nothing behind');
-    t.true(c.child.logs.some((r) => r.msg === 'removed leftovers of interrupted imports'));
+    t.deepEqual(c.partials(), [], 'the interrupted transfer left nothing behind');
+    const resumed = c.child.logs.find((r) => r.msg === 'resuming an interrupted pull' && r.uuid === img.uuid);
+    t.true(typeof resumed?.offset === 'number' && resumed.offset >= partial.size,
+      `the restarted pull resumed from the kept bytes (${String(resumed?.offset)} ≥ ${partial.size})`);
   });
 });
 
@@ -151,7 +155,7 @@ test.serial('a peer dying mid-transfer makes the puller finish from another hold
     a.proxy!.holdAfter(4 * 1024 * 1024);
     c = await Node.start(t, 'c', etcd, prefix);
     const late = c;
-    await until('C receiving from A', () => late.staged().some((f) => f.size >= 1024 * 1024), 60_000);
+    await until('C receiving from A', () => late.partials().some((f) => f.size >= 1024 * 1024), 60_000);
     t.is(late.child.logs.find((r) => r.msg === 'pulling image from a peer')?.peer, 'a');
     await a.kill9();
     a.proxy!.release(); // the dead peer's connection closes
@@ -261,10 +265,11 @@ test.serial('with etcd stopped every server keeps serving, and they converge onc
       t.is(await n.fileSha1(before.uuid), before.sha1, `${n.name} still serves with etcd down`);
     }
     t.like((await b.ping()).cluster, { etcd: 'down' });
-    // Changes made while etcd is down stay local for now.
+    // Changes made while etcd is down stay local for now: both are complete
+    // where they were made, and etcd is the only way to the others.
     const during = await b.publish();
     t.is((await call(a.url, 'POST', `/images/${toDisable.uuid}?action=disable`)).status, 200);
-    await new Promise((r) => setTimeout(r, 1000));
+    t.is((await a.image(toDisable.uuid))?.state, 'disabled');
     t.falsy(await c.image(during.uuid));
     t.is((await c.image(toDisable.uuid))?.state, 'active');
     const ping = await a.ping();

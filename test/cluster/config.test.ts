@@ -4,8 +4,8 @@
  */
 import path from 'node:path';
 import test from 'ava';
-import { buildConfig, ConfigError } from '../../src/config.js';
-import { defaultServerId } from '../../src/cluster/schema.js';
+import { buildConfig, ConfigError } from '../../src/config/config.js';
+import { defaultServerId } from '../../src/config/cluster.js';
 
 const where = path.join('/etc/image-server', 'config.json');
 const base = { serve_dir: '/var/images' };
@@ -23,6 +23,7 @@ test('a minimal cluster key gets its defaults', (t) => {
     etcd: { endpoints: ['http://10.0.0.1:2379'], prefix: '/smartos-image-server/' },
     advertise_url: 'http://10.0.0.5:8080',
     concurrency: 2,
+    small_concurrency: 8,
     sync_interval_ms: 10_000,
   });
 });
@@ -39,6 +40,7 @@ test('every cluster option is accepted', (t) => {
     id: 'images-1',
     peer_auth: { username: 'peer', password: 'peer-secret' },
     concurrency: 4,
+    small_concurrency: 12,
     sync_interval_ms: 5000,
   };
   t.deepEqual(buildConfig({ ...base, cluster }, where).cluster, cluster);

@@ -3,7 +3,8 @@
  * loopback ports with its own data folder, servers run as real processes
  * (spawnServer) each with its own serve_dir and advertise_url, and small
  * HTTP helpers. Convergence times are measured, logged with t.log and
- * appended to /tmp/cluster-convergence.txt; tests never assert tight ones.
+ * appended to test-output/cluster-convergence.txt in the repository
+ * (git-ignored); tests never assert tight ones.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -14,13 +15,13 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
-import { tmpDir } from '../helpers/images.js';
+import { REPO_ROOT, tmpDir } from '../helpers/images.js';
 import { findTool } from '../helpers/system-tools.js';
 import { spawnServer, writeConfig, type Child } from '../cli/spawn.js';
 import { BASIC, PASSWORD, USER, call, jsonBody, minimalManifest, parse, publish, writers } from '../publish/kit.js';
 
 export const ETCD = findTool('etcd');
-export const CONVERGENCE_FILE = '/tmp/cluster-convergence.txt';
+export const CONVERGENCE_FILE = path.join(REPO_ROOT, 'test-output', 'cluster-convergence.txt');
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -57,6 +58,7 @@ export async function until<T>(
 /** Logs a measured time and appends it to CONVERGENCE_FILE. */
 export function measured(t: ExecutionContext, what: string, ms: number): void {
   t.log(`${what}: ${ms} ms`);
+  fs.mkdirSync(path.dirname(CONVERGENCE_FILE), { recursive: true });
   fs.appendFileSync(CONVERGENCE_FILE, `${new Date().toISOString()}\t${t.title}\t${what}\t${ms} ms\n`);
 }
 
@@ -240,7 +242,7 @@ export class Node {
     name: string,
     etcd: EtcdProcess,
     prefix: string,
-    opts: { credentials?: { username: string; password: string }; proxy?: boolean; etcdEndpoint?: string } = {},
+    opts: { credentials?: { username: string; password: string }; proxy?: boolean; etcdEndpoint?: string; config?: Record<string, unknown> } = {},
   ): Promise<Node> {
     const port = await freePort();
     const serveDir = tmpDir(t, `cluster-${name}-`);
@@ -257,6 +259,7 @@ export class Node {
         // Private images are pulled with credentials.
         peer_auth: { username: USER, password: PASSWORD },
       },
+      ...opts.config,
     };
     const node = new Node(t, name, port, serveDir, config);
     node.proxy = proxy;
@@ -359,30 +362,21 @@ export class Node {
     return { uuid, sha1: hash.digest('hex') };
   }
 
-  /** Data files being received in serve_dir/.staging now, with their sizes. */
-  staged(): { file: string; size: number }[] {
-    const root = path.join(this.serveDir, '.staging');
-    const out: { file: string; size: number }[] = [];
-    let dirs: string[];
+  /** Partial downloads in serve_dir/.mirror now (pulls go there first), with their sizes. */
+  partials(): { file: string; size: number }[] {
+    const root = path.join(this.serveDir, '.mirror');
+    let names: string[];
     try {
-      dirs = fs.readdirSync(root);
+      names = fs.readdirSync(root);
     } catch {
-      return out;
+      return [];
     }
-    for (const dir of dirs) {
-      let names: string[];
+    const out: { file: string; size: number }[] = [];
+    for (const name of names.filter((n) => n.endsWith('.partial'))) {
       try {
-        names = fs.readdirSync(path.join(root, dir));
+        out.push({ file: name, size: fs.statSync(path.join(root, name)).size });
       } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (!name.includes('.zfs')) continue;
-        try {
-          out.push({ file: path.join(dir, name), size: fs.statSync(path.join(root, dir, name)).size });
-        } catch {
-          // renamed away meanwhile
-        }
+        // imported and removed meanwhile
       }
     }
     return out;
