@@ -1,29 +1,40 @@
 /*
  * Local administration without HTTP, on the serve_dir the configuration
- * names: `images list|show|disable|enable|delete`, `verify` and `prune`.
+ * names: `images list|show|disable|enable|delete|channel-add|channel-remove`,
+ * `verify`, `prune` and `rescan`.
  * Every change goes through the store's writer (locks, atomic writes,
  * tombstones), so a running server sees it within seconds.
  */
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/config.js';
 import { CliError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { withDisabled } from '../manifest/publish.js';
+import { channelsOf } from '../http/channels.js';
+import { channelAdding, channelRemoval, type Channels } from '../manifest/channels.js';
+import { disabling } from '../manifest/states.js';
 import { toImgapi } from '../manifest/views.js';
 import { planPrune, prune } from '../store/prune.js';
-import { withHistory } from '../store/sidecar.js';
-import { ImageStore, type ImageRecord } from '../store/store.js';
+import { ImageStore, requestRescan, type ImageRecord } from '../store/store.js';
 import { bytesToVerify, repair, verifyImages } from '../store/verify.js';
-import { ImageWriter } from '../store/writer.js';
+import { ImageWriter, type Provenance } from '../store/writer.js';
 import { configPath } from './common.js';
 
-const ADMIN = 'image-server (local)';
+const ADMIN: Provenance = { via: 'admin', by: 'image-server (local)' };
+/** The running server looks at serve_dir every second (scan_interval_ms); this leaves room for a busy one. */
+const RESCAN_WAIT_MS = 15_000;
 
 async function openStore(program: Command) {
   const config = loadConfig(configPath(program.opts().config));
   const store = await ImageStore.open({ serveDir: config.serve_dir, log: createLogger('warn', process.stderr), watch: false });
-  return { store, writer: new ImageWriter(store) };
+  return { store, writer: new ImageWriter(store), channels: channelsOf(config) };
+}
+
+/** The configured channel NAME, or why it is not one. */
+function channelNamed(channels: Channels | undefined, name: string): Channels {
+  if (!channels) throw new CliError('this server has no channels (see "channels" in its configuration)');
+  if (!channels.has(name)) throw new CliError(`unknown channel ${name}: the channels are ${channels.list.map((c) => c.name).join(', ')}`);
+  return channels;
 }
 
 function find(store: ImageStore, uuid: string): ImageRecord {
@@ -46,31 +57,43 @@ export function addAdminCommands(program: Command): void {
   images.command('list')
     .description('every image: uuid, name, version, state, published_at, size')
     .option('--json', 'the IMGAPI manifests as a JSON array')
-    .action(async (opts: { json?: boolean }) => {
-      const { store } = await openStore(program);
-      const all = store.list();
-      out(opts.json ? JSON.stringify(all.map((r) => toImgapi(r.manifest)), null, 2) : all.map(line).join('\n'));
+    .option('--channel <name>', 'only the images in this channel')
+    .action(async (opts: { json?: boolean; channel?: string }) => {
+      const { store, channels } = await openStore(program);
+      const all = opts.channel === undefined ? store.list()
+        : store.list().filter((r) => channelNamed(channels, opts.channel!).of(r.manifest).includes(opts.channel!));
+      out(opts.json ? JSON.stringify(all.map((r) => toImgapi(r.manifest, channels?.of(r.manifest))), null, 2) : all.map(line).join('\n'));
     });
   images.command('show <uuid>').description('one image manifest').action(async (uuid: string) => {
-    const { store } = await openStore(program);
-    out(JSON.stringify(toImgapi(find(store, uuid).manifest), null, 2));
+    const { store, channels } = await openStore(program);
+    const { manifest } = find(store, uuid);
+    out(JSON.stringify(toImgapi(manifest, channels?.of(manifest)), null, 2));
   });
+  images.command('channel-add <uuid> <channel>').description('put an image in one more channel').action(async (uuid: string, name: string) => {
+    const { store, writer, channels } = await openStore(program);
+    find(store, uuid);
+    const record = await writer.change(uuid, channelAdding(channelNamed(channels, name), name), ADMIN);
+    out(`${uuid} channels: ${channelNamed(channels, name).of(record.manifest).join(', ')}`);
+  });
+  images.command('channel-remove <uuid> <channel>')
+    .description('take an image out of a channel (refused for its last one: delete it instead)')
+    .action(async (uuid: string, name: string) => {
+      const { store, writer, channels } = await openStore(program);
+      find(store, uuid);
+      const record = await writer.change(uuid, channelRemoval(channelNamed(channels, name), name), ADMIN);
+      out(`${uuid} channels: ${channelNamed(channels, name).of(record.manifest).join(', ')}`);
+    });
   for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
     images.command(`${verb} <uuid>`).description(`${verb} an image`).action(async (uuid: string) => {
       const { store, writer } = await openStore(program);
       find(store, uuid);
-      const record = await writer.change(uuid, ({ manifest, sidecar }) => ({
-        manifest: withDisabled(manifest, disabled),
-        sidecar: withHistory(sidecar, `${verb}d`, ADMIN),
-      }));
+      const record = await writer.change(uuid, disabling(disabled), ADMIN);
       out(line(record));
     });
   }
   images.command('delete <uuid>').description('delete an image (refused while it is an origin)').action(async (uuid: string) => {
     const { store, writer } = await openStore(program);
     find(store, uuid);
-    const dependents = store.dependents(uuid);
-    if (dependents.length > 0) throw new CliError(`${uuid} is the origin of ${dependents.map((d) => d.uuid).join(', ')}`);
     await writer.remove(uuid, ADMIN);
     out(`deleted ${uuid}`);
   });
@@ -94,6 +117,16 @@ export function addAdminCommands(program: Command): void {
       if (opts.repair) for (const p of problems.filter((q) => !unrepaired.includes(q))) out(`DISABLED ${p.uuid}`);
       out(`${store.list().length} images verified, ${problems.length} with problems`);
       if (problems.length > 0) throw new CliError('', 1);
+    });
+
+  program.command('rescan')
+    .description('make the running server check every image folder now (as kill -HUP does)')
+    .action(async () => {
+      const config = loadConfig(configPath(program.opts().config));
+      if (!await requestRescan(config.serve_dir, RESCAN_WAIT_MS)) {
+        throw new CliError(`no server took the request within ${RESCAN_WAIT_MS / 1000} s: is one running on ${config.serve_dir}?`);
+      }
+      out('rescan started');
     });
 
   program.command('prune')

@@ -5,7 +5,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import type { Config } from '../config/config.js';
 import { ApiError, CliError } from '../errors.js';
+import { channelsOf } from '../http/channels.js';
 import { ROOT_URL } from '../version.js';
 
 export function configPath(option: string | undefined): string {
@@ -26,4 +28,18 @@ export function run(program: Command): void {
     if (message) process.stderr.write(`${program.name()}: ${message}\n`);
     process.exit(err instanceof CliError ? err.exitCode : 1);
   });
+}
+
+/**
+ * The channel a command's new images land in: --channel, else the default
+ * channel; none on a server without channels, where --channel is an error.
+ */
+export function landingChannel(channel: string | undefined, config: Readonly<Config>): { channel?: string } {
+  const channels = channelsOf(config);
+  if (!channels) {
+    if (channel !== undefined) throw new CliError(`--channel ${channel}: this server has no channels (see "channels" in its configuration)`);
+    return {};
+  }
+  const pick = channels.pick(channel, false);
+  return 'name' in pick ? { channel: pick.name } : {};
 }

@@ -6,8 +6,8 @@
  * $IMAGE_SERVER_CONFIG, else config.json at the repository root.
  */
 import { Command } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../config.js';
-import { addMirrorCommand } from '../mirror/cli.js';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { addMirrorCommand } from './mirror.js';
 import { VERSION } from '../version.js';
 import { addAdminCommands } from './admin.js';
 import { configPath, run } from './common.js';
@@ -45,7 +45,7 @@ program.command('serve', { isDefault: true })
   .action(async () => {
     // The HTTP stack loads only to serve: admin commands and every ssh
     // login through the forced command start without it.
-    const { serve } = await import('../main.js');
+    const { serve } = await import('./serve.js');
     await serve(loadConfig(configPath(program.opts().config)));
   });
 

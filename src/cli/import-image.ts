@@ -12,33 +12,31 @@
  * --sealed: the stream ends with a seal line (see seal.ts) that the sender
  * writes only when every stage before ssh succeeded; without it, or if it
  * does not match, nothing is published. mkimg always sends one.
+ * --channel NAME: on a server with channels, publish into NAME rather
+ * than the default channel.
  * --check: validate everything that can be known before the stream (the
  * manifest, a free name, version and uuid, the origin) and exit, reading
  * nothing; mkimg runs it before it stops a zone.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import { pipeline, type Readable } from 'node:stream';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { v5 as uuidv5 } from 'uuid';
-import { loadConfig, type Config } from '../config.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { CliError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { activatedManifest, importedManifest } from '../manifest/publish.js';
-import { COMPRESSIONS, ZERO_UUID, isObject, type Compression, type JsonObject } from '../manifest/types.js';
+import { importedManifest } from '../manifest/publish.js';
+import { activated } from '../manifest/states.js';
+import { COMPRESSIONS, ZERO_UUID, isObject, type Compression, type JsonObject, type Manifest } from '../manifest/types.js';
 import { GzipCheck } from '../store/gzip-check.js';
-import { withImageLock } from '../store/locks.js';
-import { withHistory } from '../store/sidecar.js';
 import { sniffStream } from '../store/sniff.js';
-import { ImageStore } from '../store/store.js';
+import { ImageStore, type ImageRecord } from '../store/store.js';
 import { ImageWriter } from '../store/writer.js';
 import { VERSION } from '../version.js';
-import { configPath, run } from './common.js';
+import { configPath, landingChannel, run } from './common.js';
 import { progressMeter } from './progress.js';
 import { SealCheck } from './seal.js';
-
-/** Names the lock that makes NAME@VERSION unique among concurrent imports. */
-const NAME_VERSION_NAMESPACE = '8b6b1b4e-4c0a-4f31-9a3e-5d6f3c2a9e10';
 
 interface Options {
   os?: string;
@@ -54,6 +52,7 @@ interface Options {
   sealed?: boolean;
   check?: boolean;
   config?: string;
+  channel?: string;
 }
 
 /** KEY=VALUE, where VALUE is JSON if it parses as JSON, else the plain string. */
@@ -103,20 +102,10 @@ function composeManifest(name: string, version: string, description: string, opt
     m.requirements = { ...(isObject(base.requirements) ? base.requirements : {}), ...Object.fromEntries(opts.requirement) };
   }
   for (const [key, value] of opts.set) m[key] = value;
-  const defaults = { owner: String(m.owner), public: config.default_public };
-  return activatedManifest(importedManifest(m, String(m.uuid), defaults), new Date());
+  const defaults = { owner: String(m.owner), public: config.default_public, ...landingChannel(opts.channel, config) };
+  return activated(importedManifest(m, String(m.uuid), defaults), new Date());
 }
 
-function refuseTaken(store: ImageStore, m: JsonObject): void {
-  if (store.get(String(m.uuid))) throw new CliError(`an image with uuid ${String(m.uuid)} already exists`);
-  // Checked here too, not only by the writer, so that --check sees it before a zone is stopped.
-  if (fs.existsSync(store.layout.tombstonePath(String(m.uuid)))) {
-    throw new CliError(`uuid ${String(m.uuid)} belonged to an image that was deleted; it cannot be reused`);
-  }
-  const twin = store.list().find((r) => r.manifest.name === m.name && r.manifest.version === m.version);
-  if (twin) throw new CliError(`${String(m.name)} ${String(m.version)} is already taken by image ${twin.uuid}`);
-  if (typeof m.origin === 'string' && !store.get(m.origin)) throw new CliError(`origin image ${m.origin} does not exist`);
-}
 
 /**
  * What will be stored: the stream as given (minus its seal when sealed), its
@@ -146,27 +135,34 @@ async function importImage(name: string, version: string, description: string, o
   const log = createLogger('warn', process.stderr);
   const store = await ImageStore.open({ serveDir: config.serve_dir, log, watch: false });
   const writer = new ImageWriter(store);
-  const lockName = uuidv5(`${name}\u0000${version}`, NAME_VERSION_NAMESPACE);
-  const record = await withImageLock(store.layout, lockName, async () => {
-    await store.rescan();
-    refuseTaken(store, manifest);
-    if (opts.check) return null;
-    const { source, compression } = await prepareStream(process.stdin, opts.compression, opts.sealed === true);
-    const meter = progressMeter(process.stderr);
-    const sidecar = withHistory({ source: { via: 'import-image' } }, 'imported');
-    try {
-      return await writer.create(manifest, sidecar, {
-        source: meter ? pipeline(source, meter.counter, () => undefined) : source,
-        compression,
-        expect: { maxBytes: config.max_upload_bytes },
-      });
-    } finally {
-      meter?.stop();
-    }
-  });
+  const record = opts.check
+    ? await writer.check(manifest, { uniqueNameVersion: true, file: { compression: opts.compression ?? 'none', expect: { maxBytes: config.max_upload_bytes } } })
+    : await publish(writer, manifest, opts, config.max_upload_bytes);
   await store.close();
   finished = true;
   if (record) process.stdout.write(`${record.uuid}\n`);
+}
+
+async function publish(writer: ImageWriter, manifest: Manifest, opts: Options, maxBytes: number): Promise<ImageRecord> {
+  const { source, compression } = await prepareStream(process.stdin, opts.compression, opts.sealed === true);
+  const meter = progressMeter(process.stderr);
+  try {
+    return await writer.create(manifest, { via: 'import-image', by: importer() }, {
+      file: { source: meter ? pipeline(source, meter.counter, () => undefined) : source, compression, expect: { maxBytes } },
+      uniqueNameVersion: true,
+    });
+  } finally {
+    meter?.stop();
+  }
+}
+
+/** Who runs the import: the login name (ssh passes it on), for the image's history. */
+function importer(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'import-image';
+  }
 }
 
 const program = new Command('import-image')
@@ -184,6 +180,7 @@ const program = new Command('import-image')
   .option('--requirement <key=value>', 'a requirement: brand=lx, min_platform=\'{"7.0":"20240101T000000Z"}\', …; repeatable', keyValue, [])
   .option('--set <key=value>', 'any other manifest field (JSON value), e.g. nic_driver=virtio; repeatable', keyValue, [])
   .option('--manifest <file>', 'a full manifest; the arguments and flags override it')
+  .option('--channel <name>', "the channel to publish into (default: the server's default channel)")
   .addOption(new Option('--compression <kind>', 'how the stream is compressed (default: detected)').choices(COMPRESSIONS))
   .option('--sealed', 'the stream ends with an IMAGE-SERVER-SEAL line (size and sha1); publish only if it is there and matches')
   .option('--check', 'only check the arguments, and that the name, version and uuid are free and the origin exists; reads no stream')

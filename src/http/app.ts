@@ -1,18 +1,21 @@
 /*
  * The Koa application: the whole middleware order on one screen. No global
- * body parser and no compression, on purpose: image uploads are raw streams
- * whatever their Content-Type says, and image downloads must go out exactly
- * as stored (protocol.md §8.4, §8.14).
+ * body parser and no compression middleware, on purpose: image uploads are
+ * raw streams whatever their Content-Type says, and image downloads must go
+ * out exactly as stored (docs/protocol.md §8.4, §8.14). Only the listings
+ * are compressed, by their routes, from a cached copy (see json.ts).
  */
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { Config } from '../config.js';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Credentials } from '../credentials.js';
 import type { ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
+import { channelsOf } from './channels.js';
 import { ResponseCache } from './json.js';
-import type { Metrics } from './metrics.js';
+import { RequestMetrics } from './metrics.js';
 import { acceptVersion } from './middleware/accept-version.js';
 import { authenticate } from './middleware/auth.js';
 import { cors } from './middleware/cors.js';
@@ -29,7 +32,8 @@ export interface AppDeps {
   store: ImageStore;
   writer: ImageWriter;
   credentials: Credentials;
-  metrics: Metrics;
+  /** Where /metrics reads from; each part of the server registers its own. */
+  registry: Registry;
   log: Logger;
   version: string;
   /** Present when the server is part of a cluster: its state shows in /ping. */
@@ -40,10 +44,11 @@ export function createRouter(deps: AppDeps): Router {
   const router = new Router({ strict: false });
   const cache = new ResponseCache();
   mountRoot(router, deps);
-  mountImgapi(router, { store: deps.store, version: deps.version, cache, cluster: deps.cluster });
-  mountDsapi(router, { store: deps.store, config: deps.config, cache });
-  mountImgapiWrites(router, { store: deps.store, writer: deps.writer, config: deps.config });
-  mountMetrics(router, deps.metrics, deps.config.metrics);
+  const channels = channelsOf(deps.config);
+  mountImgapi(router, { store: deps.store, version: deps.version, cache, cluster: deps.cluster, offload: deps.config.x_accel_redirect, channels });
+  mountDsapi(router, { store: deps.store, config: deps.config, cache, channels });
+  mountImgapiWrites(router, { store: deps.store, writer: deps.writer, config: deps.config, channels });
+  mountMetrics(router, deps.registry, deps.config.metrics);
   return router;
 }
 
@@ -58,7 +63,7 @@ export function createApp(deps: AppDeps): Koa {
     deps.log.error({ err }, 'unhandled error');
   });
   app.use(requestLog(deps.log));
-  app.use(deps.metrics.observe());
+  app.use(new RequestMetrics(deps.registry).observe());
   app.use(errorBodies);
   app.use(cors);
   app.use(acceptVersion);

@@ -6,8 +6,8 @@
  * run set them.
  */
 import type { Context } from 'koa';
-import type { Config } from '../config.js';
-import { InvalidHeader } from '../errors.js';
+import type { Config } from '../config/config.js';
+import { errors } from '../errors.js';
 
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
@@ -25,6 +25,6 @@ export function publicBaseUrl(ctx: Context, config: Readonly<Config>): string {
     if (fwdHost) host = fwdHost;
     if (fwdProto === 'http' || fwdProto === 'https') prefix = `${fwdProto}://`;
   }
-  if (!HOST_RE.test(host)) throw InvalidHeader('a valid Host header is required to build absolute URLs');
+  if (!HOST_RE.test(host)) throw errors.InvalidHeader('a valid Host header is required to build absolute URLs');
   return `${prefix}${host}${config.suffix}`.replace(/\/+$/, '');
 }

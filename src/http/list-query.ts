@@ -1,10 +1,10 @@
 /*
- * ListImages query parameters (protocol.md §3.4): parsed and checked once
+ * ListImages query parameters (docs/protocol.md §3.4): parsed and checked once
  * into a filter and a page. Unknown parameters are ignored (imgadm users
  * carry ?channel= in their source URLs); a bad value of a known one is a 422.
  */
 import type { ParsedUrlQuery } from 'node:querystring';
-import { InvalidParameter } from '../errors.js';
+import { errors } from '../errors.js';
 import { STATES, UUID_RE, type Manifest } from '../manifest/types.js';
 import type { ImageRecord, SortKey } from '../store/store.js';
 
@@ -18,7 +18,7 @@ export interface ListQuery {
 }
 
 function invalid(field: string, message: string): never {
-  throw InvalidParameter(message, [{ field, code: 'Invalid', message }]);
+  throw errors.InvalidParameter(message, { errors: [{ field, code: 'Invalid', message }] });
 }
 
 function single(query: ParsedUrlQuery, field: string): string | undefined {

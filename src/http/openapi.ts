@@ -2,7 +2,12 @@
  * The OpenAPI 3.1 description of every route, served at /openapi.json.
  * Tests check that the router has no route this document lacks and validate
  * response bodies against its schemas, so it cannot drift from the code.
+ * Error answers are described from the error table (src/errors.ts): an
+ * operation lists the codes it may answer, and their statuses and meanings
+ * come from there.
  */
+import { ERROR_TABLE, type ErrorCode } from '../errors.js';
+import { UI_ASSETS } from './routes/ui.js';
 
 const UUID = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' };
 const DATE = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{3})?Z$' };
@@ -15,7 +20,7 @@ const schemas = {
     type: 'object',
     required: ['code', 'message'],
     properties: {
-      code: { type: 'string' },
+      code: { enum: Object.keys(ERROR_TABLE) },
       message: { type: 'string' },
       errors: {
         type: 'array',
@@ -37,14 +42,16 @@ const schemas = {
       cluster: {
         description: 'Only on a cluster member (config `cluster`): its view of the etcd index',
         type: 'object',
-        required: ['id', 'etcd', 'peers', 'indexed', 'pending', 'pulling', 'lag_seconds', 'revision'],
+        required: ['id', 'etcd', 'peers', 'indexed', 'pending', 'pulling', 'failed', 'failed_images', 'lag_seconds', 'revision'],
         properties: {
           id: { type: 'string', description: 'this server in the index' },
           etcd: { enum: ['up', 'down'] },
           peers: { type: 'integer', description: 'other servers alive' },
           indexed: { type: 'integer', description: 'images in the index' },
-          pending: { type: 'integer', description: 'indexed images not held here yet' },
+          pending: { type: 'integer', description: 'indexed images to pull and holder keys to add, not in place yet (failed pulls aside)' },
           pulling: { type: 'integer', description: 'pulls running now' },
+          failed: { type: 'integer', description: 'images no holder has good bytes of; pulled again only when a holder changes' },
+          failed_images: { type: 'array', items: UUID, maxItems: 10, description: 'some of those images' },
           lag_seconds: { type: 'number', description: 'since this server was last level with the index; 0 when it is' },
           revision: { type: ['string', 'null'], description: 'the etcd revision seen last' },
         },
@@ -128,15 +135,23 @@ const json = (schema: object, description: string) => ({
   description,
   content: { 'application/json': { schema } },
 });
-const errorResponse = (description: string) => json(ref('Error'), description);
+/** The error answers of an operation, by status, each describing the codes it may carry. */
+function errorResponses(...codes: ErrorCode[]): Record<number, object> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) byStatus.set(ERROR_TABLE[code].status, [...(byStatus.get(ERROR_TABLE[code].status) ?? []), code]);
+  return Object.fromEntries([...byStatus].map(([status, list]) =>
+    [status, json(ref('Error'), list.map((c) => `${c}: ${ERROR_TABLE[c].description}`).join(' '))]));
+}
 const fileResponses = {
   200: { description: 'The file bytes, exactly files[i].size of them', content: { 'application/octet-stream': {} } },
   206: { description: 'One byte range of the file', content: { 'application/octet-stream': {} } },
   304: { description: 'Not modified (If-None-Match / If-Modified-Since)' },
-  404: errorResponse('No such image, or it has no such file'),
-  416: errorResponse('The range lies outside the file'),
+  ...errorResponses('ResourceNotFound', 'RequestedRangeNotSatisfiable'),
 };
 const uuidParam = { name: 'uuid', in: 'path', required: true, schema: UUID };
+const uiRelease = {
+  name: 'release', in: 'path', required: true, description: 'the hash of all the files, as the page links them', schema: { type: 'string' },
+};
 const query = (name: string, description: string) => ({ name, in: 'query', required: false, schema: { type: 'string' }, description });
 
 /** A GET operation, plus the HEAD every GET route answers; every read has a validator, hence 304. */
@@ -145,12 +160,9 @@ function read(operationId: string, summary: string, responses: object, parameter
   return { get: op, head: { ...op, operationId: `${operationId}Head`, summary: `${summary} (headers only)` } };
 }
 
-const writeErrors = {
-  401: errorResponse('Credentials are missing or wrong (UnauthorizedError)'),
-  403: errorResponse('CrossSiteWrite: a browser sent the write from another site\'s page'),
-  404: errorResponse('No such image'),
-  422: errorResponse('ValidationFailed, InvalidParameter or a state rule (ImageAlreadyActivated, …)'),
-};
+/** What every write may answer besides its own errors. */
+const WRITE_ERRORS: ErrorCode[] = ['UnauthorizedError', 'CrossSiteWrite', 'ResourceNotFound', 'InvalidParameter',
+  'ServiceUnavailableError', 'InsufficientStorage'];
 const imageReply = (description: string) => ({ 200: json(ref('Image'), description) });
 const manifestBody = { required: false, content: { 'application/json': { schema: { type: 'object' } } } };
 const actionParam = {
@@ -173,7 +185,11 @@ const writes = {
           'multipart/form-data': { schema: { type: 'object', properties: { manifest: { type: 'string' }, file: { type: 'string', format: 'binary' } } } },
         },
       },
-      responses: { ...imageReply('The new image'), 400: errorResponse('Upload or Download: the file failed its checks'), 409: errorResponse('ImageUuidAlreadyExists'), ...writeErrors },
+      responses: {
+        ...imageReply('The new image'),
+        ...errorResponses(...WRITE_ERRORS, 'Upload', 'Download', 'InvalidHeader', 'ImageUuidAlreadyExists',
+          'ValidationFailed', 'OriginDoesNotExist'),
+      },
     },
   },
   '/images/{uuid}': {
@@ -182,13 +198,17 @@ const writes = {
       summary: 'AdminImportImage, ActivateImage, DisableImage, EnableImage or UpdateImage, by ?action=',
       parameters: [uuidParam, actionParam],
       requestBody: manifestBody,
-      responses: { ...imageReply('The image after the action'), 409: errorResponse('ImageUuidAlreadyExists (import)'), ...writeErrors },
+      responses: {
+        ...imageReply('The image after the action'),
+        ...errorResponses(...WRITE_ERRORS, 'InvalidHeader', 'ImageUuidAlreadyExists', 'ValidationFailed', 'OriginDoesNotExist',
+          'ImageAlreadyActivated', 'NoActivationNoFile'),
+      },
     },
     delete: {
       operationId: 'DeleteImage',
       summary: 'Delete an image (refused while another image names it as origin)',
       parameters: [uuidParam],
-      responses: { 204: { description: 'Deleted' }, ...writeErrors },
+      responses: { 204: { description: 'Deleted' }, ...errorResponses(...WRITE_ERRORS, 'ImageHasDependentImages') },
     },
   },
   '/images/{uuid}/file': {
@@ -198,12 +218,53 @@ const writes = {
       parameters: [uuidParam, { ...query('compression', 'gzip, bzip2, xz or none'), required: true },
         query('sha1', 'checked against the bytes'), query('size', 'checked against the bytes')],
       requestBody: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
-      responses: { ...imageReply('The image with its file'), 400: errorResponse('Upload or Download: the file failed its checks'), ...writeErrors },
+      responses: { ...imageReply('The image with its file'), ...errorResponses(...WRITE_ERRORS, 'Upload', 'Download', 'ImageFilesImmutable') },
     },
   },
 };
 
-export function openApiDocument(version: string) {
+const channelParam = query('channel', 'a configured channel (default: the default channel); * for every channel on reads and DeleteImage');
+
+/**
+ * On a server with channels: GET /channels, the `channel` parameter of
+ * every image operation, ValidationFailed for an unknown channel, and the
+ * channel-add action.
+ */
+function withChannels(shared: Record<string, Record<string, { parameters?: object[]; responses?: object }>>) {
+  // The operations are module constants shared with the document without channels.
+  const paths = structuredClone(shared);
+  for (const [p, item] of Object.entries(paths)) {
+    if (!p.startsWith('/images')) continue;
+    for (const op of Object.values(item)) {
+      op.parameters = [...(op.parameters ?? []), channelParam];
+      op.responses = { ...op.responses, ...errorResponses('ValidationFailed') };
+    }
+  }
+  for (const op of Object.values(paths['/images/{uuid}']!)) {
+    if (op.parameters) op.parameters = op.parameters.map((param) => ((param as { name?: string }).name === 'action' ? channelActionParam : param));
+  }
+  const del = paths['/images/{uuid}']!.delete!;
+  del.parameters = [...(del.parameters ?? []), query('force_all_channels', 'true: delete the image from every channel at once')];
+  return {
+    ...paths,
+    '/channels': read('ListChannels', 'The configured channels: name, description, default', {
+      200: json({ type: 'array', items: { type: 'object', required: ['name', 'description'] } }, 'The channels'),
+    }),
+  };
+}
+
+const channelActionParam = {
+  ...actionParam,
+  schema: { enum: [...actionParam.schema.enum, 'channel-add'] },
+  description: `${actionParam.description}, channel-add = ChannelAddImage (body {"channel": NAME})`,
+};
+
+export function openApiDocument(version: string, opts: { channels?: boolean } = {}) {
+  const doc = baseDocument(version);
+  return opts.channels ? { ...doc, paths: withChannels(doc.paths) } : doc;
+}
+
+function baseDocument(version: string) {
   return {
     openapi: '3.1.0',
     info: {
@@ -217,13 +278,16 @@ export function openApiDocument(version: string) {
       }),
       '/metrics': read('GetMetrics', 'Prometheus metrics (the metrics key: public, auth or off)', {
         200: { description: 'Prometheus text format', content: { 'text/plain': {} } },
-        401: errorResponse('Credentials required (metrics: auth)'),
+        ...errorResponses('UnauthorizedError'),
       }),
       '/openapi.json': read('GetOpenApi', 'This document', { 200: json({ type: 'object' }, 'OpenAPI 3.1') }),
-      '/ping': read('Ping', 'Liveness; imgadm requires imgapi: true', { 200: json(ref('Ping'), 'pong') }),
+      '/ping': read('Ping', 'Liveness; imgadm requires imgapi: true', {
+        200: json(ref('Ping'), 'pong'),
+        ...errorResponses('InvalidParameter'),
+      }, [query('error', 'an error code: answer with that error, as sdc-imgapi does for its tests')]),
       '/images': { ...writes['/images'], ...read('ListImages', 'Images sorted by (published_at, uuid)', {
         200: json({ type: 'array', items: ref('Image') }, 'A page of images'),
-        422: errorResponse('A known parameter has a bad value'),
+        ...errorResponses('InvalidParameter'),
       }, [
         query('state', 'active (default), disabled, unactivated, creating, failed or all'),
         query('name', 'exact, or ~substring'), query('version', 'exact, or ~substring'),
@@ -233,20 +297,26 @@ export function openApiDocument(version: string) {
         query('marker', 'image UUID or date; inclusive'), query('sort', 'published_at[.asc|.desc]'),
       ]) },
       '/images/{uuid}': { ...writes['/images/{uuid}'], ...read('GetImage', 'One image in any state', {
-        200: json(ref('Image'), 'The image'), 404: errorResponse('No such image'),
+        200: json(ref('Image'), 'The image'), ...errorResponses('ResourceNotFound'),
       }, [uuidParam]) },
       '/images/{uuid}/file': { ...writes['/images/{uuid}/file'], ...read('GetImageFile', 'The image file (any state: origins must stay fetchable)',
         fileResponses, [uuidParam, query('index', 'which of files[] (default 0)')]) },
-      '/ui/{file}': read('GetUiAsset', 'A static file of the web catalog page; immutable when ?v= is its current hash', {
+      '/ui/{release}/{file}': read('GetUiAsset', 'A static file of the web catalog page; immutable when {release} is the current one', {
         200: { description: 'The file', content: { 'text/javascript': {}, 'text/css': {}, 'image/svg+xml': {} } },
-        404: errorResponse('No such file'),
-      }, [{ name: 'file', in: 'path', required: true, schema: { enum: ['app.js', 'app.css', 'icon.svg'] } },
-        query('v', 'the content hash the page links with')]),
+        ...errorResponses('ResourceNotFound'),
+      }, [uiRelease, { name: 'file', in: 'path', required: true, schema: { enum: UI_ASSETS.filter((f) => !f.includes('/')) } }]),
+      '/ui/{release}/views/{file}': read('GetUiView', 'A view module of the web catalog page; immutable when {release} is the current one', {
+        200: { description: 'The module', content: { 'text/javascript': {} } },
+        ...errorResponses('ResourceNotFound'),
+      }, [uiRelease, {
+        name: 'file', in: 'path', required: true,
+        schema: { enum: UI_ASSETS.flatMap((f) => (f.startsWith('views/') ? [f.slice('views/'.length)] : [])) },
+      }]),
       '/datasets': read('ListDatasets', 'Active images as DSAPI v1 manifests, newest first', {
         200: json({ type: 'array', items: ref('Dataset') }, 'Every active image'),
       }, [query('name', 'exact'), query('version', 'exact'), query('os', 'exact'), query('type', 'exact')]),
       '/datasets/{uuid}': read('GetDataset', 'One image as a DSAPI v1 manifest (active or disabled)', {
-        200: json(ref('Dataset'), 'The image'), 404: errorResponse('No such image'),
+        200: json(ref('Dataset'), 'The image'), ...errorResponses('ResourceNotFound'),
       }, [uuidParam]),
       '/datasets/{uuid}/{path}': read('GetDatasetFile', 'A file named by files[].path; "file" is files[0]',
         fileResponses, [uuidParam, { name: 'path', in: 'path', required: true, schema: { type: 'string' } }]),

@@ -4,7 +4,8 @@
  * found (never a 400: imgadm gives up on a source that answers 4xx ≠ 404).
  */
 import type { Context, Next } from 'koa';
-import { ResourceNotFound } from '../errors.js';
+import { errors } from '../errors.js';
+import type { ChannelPick, Channels } from '../manifest/channels.js';
 import { UUID_RE } from '../manifest/types.js';
 import type { ImageRecord, ImageStore } from '../store/store.js';
 
@@ -20,11 +21,16 @@ export function seesPrivate(ctx: Context): boolean {
   return ctx.state.principal !== undefined;
 }
 
-export function reqLoadImage(store: ImageStore) {
+/** An image outside the request's channel (reqChannel) is not found either, as in sdc-imgapi. */
+export function reqLoadImage(store: ImageStore, channels?: Channels) {
   return async function reqImage(ctx: Context, next: Next): Promise<void> {
     const uuid = String(ctx.params.uuid ?? '');
     const image = UUID_RE.test(uuid) ? store.get(uuid) : undefined;
-    if (!image || (!image.manifest.public && !seesPrivate(ctx))) throw ResourceNotFound(`image ${uuid} not found`);
+    if (!image || (!image.manifest.public && !seesPrivate(ctx))) throw errors.ResourceNotFound(`image ${uuid} not found`);
+    const pick = ctx.state.channel as ChannelPick | undefined;
+    if (channels && pick && !channels.holds(pick, image.manifest)) {
+      throw errors.ResourceNotFound(`image ${uuid} not found in channel ${'name' in pick ? pick.name : '*'}`);
+    }
     ctx.state.image = image;
     await next();
   };

@@ -1,16 +1,19 @@
 /*
  * Listening and shutting down. TCP or a unix socket (a stale socket file is
  * replaced, a live one is left alone); no request timeout, because an image
- * upload or download may take hours; idle keep-alive connections live past
- * the several seconds imgadm spends between its manifest and file requests.
+ * upload or download may take hours on a slow link: a request must keep
+ * making progress instead (idle_timeout_ms without a byte either way ends
+ * it), and its headers must arrive within headers_timeout_ms. Idle
+ * keep-alive connections live past the several seconds imgadm spends
+ * between its manifest and file requests.
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import type Koa from 'koa';
 import type { Duplex } from 'node:stream';
-import type { Config } from '../config.js';
-import { ApiError, BadRequest } from '../errors.js';
+import type { Config } from '../config/config.js';
+import { errors, type ApiError } from '../errors.js';
 import { jsonBody } from './json.js';
 
 export interface Listening {
@@ -26,13 +29,17 @@ export async function listen(app: Koa, config: Readonly<Config>): Promise<Listen
     {
       requestTimeout: 0,
       keepAliveTimeout: config.keep_alive_timeout_ms,
-      headersTimeout: config.keep_alive_timeout_ms + 1000,
+      headersTimeout: config.headers_timeout_ms,
+      // Node checks for late headers on this interval (30 s by default), which would stretch a short timeout.
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.headers_timeout_ms / 4)),
       // The routes that need a Host (absolute URLs) answer its absence themselves, in JSON.
       requireHostHeader: false,
     },
     app.callback(),
   );
   server.on('clientError', answerUnparsable);
+  // With no 'timeout' listener, Node destroys a socket idle this long; the request's streams then fail and clean up.
+  server.setTimeout(config.idle_timeout_ms);
   let where: string;
   if (typeof config.listen_port === 'string') {
     const socketPath = config.listen_port;
@@ -62,9 +69,10 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Duplex): void {
   // ended it before its Content-Length (§3.9 calls that a Download error).
   const midBody = Boolean((socket as Duplex & { _httpMessage?: unknown })._httpMessage);
   let error: ApiError;
-  if (err.code === 'HPE_HEADER_OVERFLOW') error = new ApiError('RequestHeaderFieldsTooLarge', 431, 'the request headers are too large');
-  else if (midBody) error = new ApiError('Download', 400, 'the request body ended before its Content-Length');
-  else error = BadRequest('the request could not be parsed as HTTP');
+  if (err.code === 'HPE_HEADER_OVERFLOW') error = errors.RequestHeaderFieldsTooLarge('the request headers are too large');
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') error = errors.RequestTimeout('the request headers took too long to arrive');
+  else if (midBody) error = errors.Download('the request body ended before its Content-Length');
+  else error = errors.BadRequestError('the request could not be parsed as HTTP');
   const body = jsonBody(error.body());
   socket.end([
     `HTTP/1.1 ${error.statusCode} ${http.STATUS_CODES[error.statusCode]}`,

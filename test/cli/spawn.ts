@@ -28,8 +28,10 @@ export async function spawnServer(t: ExecutionContext, config: Record<string, un
   const configPath = writeConfig(t, { listen_port: 0, listen_address: '127.0.0.1', loglevel: 'debug', ...config });
   const proc = spawn(IMAGE_SERVER, ['--config', configPath], { cwd: tmpDir(t), stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    proc.kill('SIGKILL');
+  // Gone before its folders are removed (their teardowns run after this one).
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';

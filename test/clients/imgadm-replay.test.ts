@@ -1,6 +1,6 @@
 /*
  * imgadm 3.9.5's requests replayed byte for byte over a raw socket, with
- * the headers the wire capture in protocol.md §1.7 recorded: what an imgapi
+ * the headers the wire capture in docs/protocol.md §1.7 recorded: what an imgapi
  * source sends (accept-version ~2, x-request-id, accept: application/json
  * even on the file download, ?channel=dev), what a dsapi source sends (ping,
  * the manifest twice, then files[0].url as an absolute-form target), and

@@ -7,32 +7,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IncomingMessage } from 'node:http';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { md5b64, sha1, tmpDir, v1Manifest, v2Manifest, writeImage } from '../helpers/images.js';
 import { startServer, waitFor } from '../helpers/server.js';
 import {
-  IMGAPI,
-  noopLog,
-  p,
-  type ImgapiClient,
-  type Manifest,
-  type RestLikeError,
+  getImageFile, IMGAPI, type ImgapiClient, imgapiClient, type Manifest, p, type RestLikeError,
 } from '../helpers/legacy-clients.js';
-
-function client(t: ExecutionContext, url: string): ImgapiClient {
-  // retry:false so a dead server fails at once; proxy:false so an http_proxy
-  // in the environment is not used for 127.0.0.1.
-  const c = IMGAPI.createClient({ url, version: '~2', retry: false, proxy: false, log: noopLog });
-  t.teardown(() => c.close());
-  return c;
-}
-
-/** getImageFile calls back (err, res), not (err, result, res). */
-function getImageFile(c: ImgapiClient, uuid: string, filePath: string): Promise<IncomingMessage | undefined> {
-  return new Promise((resolve, reject) =>
-    c.getImageFile(uuid, filePath, (err, res) => (err ? reject(err) : resolve(res))));
-}
 
 const uuids = (images: Manifest[]) => images.map((m) => m.uuid).sort();
 
@@ -70,7 +50,7 @@ async function routeHits(logs: Record<string, unknown>[], route: string, atLeast
 
 test('ping says imgapi: true', async (t) => {
   const { url } = await startServer(t);
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const [body, res] = await p<unknown>((cb) => c.ping(cb));
   const pong = body as Record<string, unknown>;
   t.is(res?.statusCode, 200);
@@ -86,7 +66,7 @@ test('listImages without filters pages through 2,600 images, each exactly once',
     written.push(writeImage(root, v2Manifest(bytes, { name: `img-${i}` }), { bytes, md5: true }).uuid);
   }
   const { url, logs } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const filters = {};
   const [images, res] = await p<Manifest[]>((cb) => c.listImages(filters, cb));
   t.is(res?.statusCode, 200);
@@ -121,7 +101,7 @@ test('listImages pages correctly when hundreds of images share one published_at'
     hidden.push(writeImage(root, v2Manifest(bytes, { ...fields, published_at: tie }), { bytes }).uuid);
   }
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const [images] = await p<Manifest[]>((cb) => c.listImages({}, cb));
   t.is(images.length, active.length);
   t.is(new Set(images.map((m) => m.uuid)).size, images.length, 'no uuid twice');
@@ -153,7 +133,7 @@ test('listImages with filters: name, state=all, state=disabled|unactivated, name
   const alphaUnactivated = img({ name: 'alpha', state: 'unactivated', files: [] });
   const lx = img({ name: 'gamma', type: 'lx-dataset', os: 'linux' });
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const list = async (filters: Record<string, unknown>) => uuids((await p<Manifest[]>((cb) => c.listImages(filters, cb)))[0]);
 
   t.deepEqual(await list({ name: 'alpha' }), [...alphaActive].sort());
@@ -174,7 +154,7 @@ test('a client whose source URL carries ?channel=dev lists, gets and downloads',
   const bytes = randomBytes(2048);
   const img = writeImage(root, v2Manifest(bytes), { bytes, md5: true });
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, `${url}?channel=dev`);
+  const c = imgapiClient(t, `${url}?channel=dev`);
   t.deepEqual(uuids((await p<Manifest[]>((cb) => c.listImages({}, cb)))[0]), [img.uuid]);
   t.is((await p<Manifest>((cb) => c.getImage(img.uuid, cb)))[0].uuid, img.uuid);
   const out = path.join(tmpDir(t), 'file');
@@ -192,7 +172,7 @@ test('getImage returns active, disabled and unactivated images; 404 for an unkno
   const disabled = mk({ state: 'disabled', disabled: true });
   const unactivated = mk({ state: 'unactivated', files: [] });
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
 
   const [a, resA] = await p<Manifest>((cb) => c.getImage(active.uuid, cb));
   t.is(resA?.statusCode, 200);
@@ -227,7 +207,7 @@ test('getImage and getImageFile work for every level of an origin chain (unactiv
   const child = mk({ name: 'child', origin: base.uuid, state: 'disabled', disabled: true });
   const top = mk({ name: 'top', origin: child.uuid });
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const seen: string[] = [];
   for (let uuid: string | undefined = top.uuid; uuid !== undefined && seen.length < 10;) {
     const [m] = await p<Manifest>((cb) => c.getImage(uuid!, cb));
@@ -248,7 +228,7 @@ test('getImageFile downloads an image whose server.json records the md5: bytes, 
   const bytes = randomBytes(300_000);
   const img = writeImage(root, v2Manifest(bytes), { bytes, md5: true });
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const out = path.join(tmpDir(t), 'download');
   const res = await getImageFile(c, img.uuid, out);
   t.is(res?.statusCode, 200);
@@ -267,7 +247,7 @@ test('getImageFile reports a ChecksumError when server.json records a wrong md5'
   const wrong = md5b64(randomBytes(16));
   fs.writeFileSync(path.join(img.dir, 'server.json'), JSON.stringify({ files: [{ name: img.fileName, md5: wrong }] }));
   const { url } = await startServer(t, { serveDir: root });
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const out = path.join(tmpDir(t), 'download');
   const err = (await t.throwsAsync(getImageFile(c, img.uuid, out), { any: true })) as RestLikeError;
   t.is(err.code, 'ChecksumError');
@@ -302,7 +282,7 @@ test('a legacy v1 image folder (no server.json) gets a Content-MD5 in the backgr
   const { url } = await startServer(t, { serveDir: root });
   const md5 = await waitForContentMd5(url, img.uuid);
   t.is(md5, md5b64(bytes));
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const out = path.join(tmpDir(t), 'download');
   const res = await getImageFile(c, img.uuid, out);
   t.is(res?.headers['content-md5'], md5b64(bytes));
@@ -317,7 +297,7 @@ test('a v2 image whose server.json names the file but records no md5 also gets a
   const img = writeImage(root, v2Manifest(bytes), { bytes });
   const { url } = await startServer(t, { serveDir: root });
   t.is(await waitForContentMd5(url, img.uuid), md5b64(bytes));
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const out = path.join(tmpDir(t), 'download');
   await getImageFile(c, img.uuid, out);
   t.true(fs.readFileSync(out).equals(bytes));
@@ -325,7 +305,7 @@ test('a v2 image whose server.json names the file but records no md5 also gets a
 
 test('getImageFile of an unknown image is a 404 and writes no file', async (t) => {
   const { url } = await startServer(t);
-  const c = client(t, url);
+  const c = imgapiClient(t, url);
   const out = path.join(tmpDir(t), 'download');
   const err = (await t.throwsAsync(getImageFile(c, randomUUID(), out), { any: true })) as RestLikeError;
   t.is(err.statusCode, 404);

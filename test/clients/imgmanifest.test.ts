@@ -1,7 +1,7 @@
 /*
- * imgmanifest@3, applied the way imgadm applies it (protocol.md §1.5, §2.3),
+ * imgmanifest@3, applied the way imgadm applies it (docs/protocol.md §1.5, §2.3),
  * to what the server serves for every servable fixture in
- * ../shared/fixtures: DSAPI manifests must upgrade to an importable v2
+ * test/fixtures: DSAPI manifests must upgrade to an importable v2
  * (state active, or disabled for a disabled one; numeric size; a
  * compression imgadm can decompress) and pass the minimal validation;
  * IMGAPI manifests must already be v2 and pass minimal validation, and
@@ -60,6 +60,7 @@ test('the fixture set is what this test expects to cover', (t) => {
   t.false(rels.some((r) => r.includes('.invalid.')));
   t.true(rels.includes('v1-dsapi/smartos-1.3.12.dsmanifest.json'));
   t.true(rels.includes('synthesized/v2-disabled-not-importable.json'));
+  t.true(entries.some((e) => typeof e.manifest.origin === 'string'), 'some have an origin');
 });
 
 for (const [i, catalog] of catalogs(entries).entries()) {
@@ -78,6 +79,7 @@ for (const [i, catalog] of catalogs(entries).entries()) {
       const m = await getJson<Manifest>(`${url}/datasets/${uuid}`);
       const up = checkDsapiManifest(t, m, NOT_ACTIVE[e.rel] ?? 'active', `GET /datasets/:uuid ${e.rel}`);
       t.is(typeof (m.files as Record<string, unknown>[])[0]!.url, 'string', `${e.rel}: files[0].url`);
+      t.is(up?.origin, e.manifest.origin, `${e.rel}: origin through the upgrade`);
       // What imgadm installs from a dsapi source is the same file, with the
       // same decompressor, as from the imgapi view of the same image (an
       // .xz file left to the upgrader's extension rule would become "none").

@@ -13,8 +13,9 @@ import { waitFor } from '../helpers/server.js';
 import { sealLine } from '../../src/cli/seal.js';
 import { collect } from '../ssh/sshd.js';
 import {
-  IMPORT_IMAGE, fingerprint, importImage, lines, randomGzip, served, sha1, stagingEntries, UUID_LINE, type Served,
+  IMPORT_IMAGE, fingerprint, importImage, lines, randomGzip, served, sha1, UUID_LINE, type Served,
 } from './kit.js';
+import { stagingEntries } from '../helpers/conformance.js';
 
 /** A serve_dir that already holds one image (so .staging and .locks exist too). */
 async function withOneImage(t: ExecutionContext): Promise<Served & { uuid: string }> {

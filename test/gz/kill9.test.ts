@@ -1,21 +1,25 @@
 /*
- * kill -9 import-image at random points, 30 times, while a slow producer
+ * kill -9 import-image at random points, 20 times, while a slow producer
  * feeds it: before it reads, mid-stream, while it fsyncs and renames, after.
+ * The kills are spread evenly over the import's life (one in each 1/20 of
+ * it), so every stretch of it is hit, and each outcome is logged.
  * Each time the new image is either absent or whole, and every earlier
  * image still matches its sha1; later imports clean up after the dead.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createLogger } from '../../src/log.js';
 import { ImageStore } from '../../src/store/store.js';
+import { waitFor } from '../helpers/server.js';
 import {
-  IMPORT_IMAGE, imageDirs, imageFile, importImage, randomGzip, readManifest, served, sha1, stagingEntries, UUID_LINE,
+  IMPORT_IMAGE, imageDirs, imageFile, importImage, randomGzip, readManifest, served, sha1, UUID_LINE,
 } from './kit.js';
+import { assertConforms, stagingEntries } from '../helpers/conformance.js';
 
-const KILLS = 30;
+const KILLS = 20;
 const CHUNK = 64 * 1024;
 
 /** Writes `data` to the child's stdin a chunk every few ms, until done or the child is gone. */
@@ -30,6 +34,16 @@ async function slowProducer(stdin: NodeJS.WritableStream & { destroyed?: boolean
   if (!stdin.destroyed) stdin.end();
 }
 
+/** Kills `child` when the test ends, however it ends, if it still runs. */
+function reap(t: ExecutionContext, child: ChildProcess): void {
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+  });
+}
+
 test.serial('kill -9 import-image at random points: nothing partial is ever visible', async (t) => {
   const s = served(t);
   const known = new Map<string, string>(); // uuid → sha1 of its file
@@ -39,6 +53,23 @@ test.serial('kill -9 import-image at random points: nothing partial is ever visi
     t.is(r.status, 0, r.stderr);
     known.set(r.stdout.trim(), sha1(data));
   }
+  // One import run to its end, fed like the victims: how long an import lives on this machine now.
+  const paced = randomGzip(1536 * 1024);
+  const startedAt = Date.now();
+  const first = spawn(IMPORT_IMAGE, ['--config', s.configFile, 'earlier', '3.0.0', 'fed like the victims'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  reap(t, first);
+  let out = '';
+  first.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const firstExit = new Promise<number | null>((r) => first.once('close', r));
+  await slowProducer(first.stdin, paced);
+  t.is(await firstExit, 0);
+  t.regex(out, UUID_LINE);
+  known.set(out.trim(), sha1(paced));
+  // The kills cover that life and a little more, so some land after the publish.
+  const window = Math.round((Date.now() - startedAt) * 1.2);
+  t.log(`an import fed like the victims lives ${Date.now() - startedAt} ms; kills spread over ${window} ms`);
 
   const outcomes = { absent: 0, whole: 0 };
   const killedVersions: string[] = [];
@@ -49,10 +80,11 @@ test.serial('kill -9 import-image at random points: nothing partial is ever visi
     const child = spawn(IMPORT_IMAGE, ['--config', s.configFile, '--uuid', uuid, 'victim', version, 'killed'], {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
+    reap(t, child);
     const exited = new Promise((r) => child.once('exit', r));
     const producing = slowProducer(child.stdin, data);
     // Stratified: every stretch of the import's life gets its share of kills.
-    const delay = ((i + Math.random()) / KILLS) * 750;
+    const delay = ((i + Math.random()) / KILLS) * window;
     await sleep(delay);
     child.kill('SIGKILL');
     await exited;
@@ -91,24 +123,25 @@ test.serial('kill -9 import-image at random points: nothing partial is ever visi
   for (const record of store.list()) t.is(record.manifest.files?.[0]?.sha1, known.get(record.uuid) ?? 'unknown');
   t.like(logs.find((l) => l.msg === 'index loaded'), { broken: 0 });
   await store.close();
-  t.deepEqual(stagingEntries(s.serveDir), [], 'opening the store removed the dead imports\' staging folders');
+  assertConforms(t, s.serveDir, 'opening the store removed the dead imports\' staging folders');
 
   // A fresh import works, even for a name and version whose importer was killed holding its lock.
   const again = killedVersions[killedVersions.length - 1] ?? '9.9.9';
   const r = await importImage(s, ['victim', again, 'after the kills'], randomGzip());
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, UUID_LINE);
-  t.deepEqual(stagingEntries(s.serveDir), []);
+  assertConforms(t, s.serveDir, 'when done');
 });
 
 test.serial('a fresh import-image removes the staging leftovers of a killed one', async (t) => {
   const s = served(t);
   const child = spawn(IMPORT_IMAGE, ['--config', s.configFile, 'victim', '1.0.0', 'killed'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  reap(t, child);
   const exited = new Promise((r) => child.once('exit', r));
   child.stdin.on('error', () => undefined);
   child.stdin.write(randomGzip(1024 * 1024).subarray(0, 512 * 1024));
   // Wait until it has staged something, then kill it mid-stream.
-  for (let i = 0; i < 200 && stagingEntries(s.serveDir).length === 0; i++) await sleep(25);
+  await waitFor(() => stagingEntries(s.serveDir).length > 0, 30_000);
   t.is(stagingEntries(s.serveDir).length, 1);
   child.kill('SIGKILL');
   await exited;
@@ -116,5 +149,5 @@ test.serial('a fresh import-image removes the staging leftovers of a killed one'
   t.deepEqual(imageDirs(s.serveDir), []);
   const r = await importImage(s, ['other', '1.0.0', 'd'], randomGzip());
   t.is(r.status, 0, r.stderr);
-  t.deepEqual(stagingEntries(s.serveDir), []);
+  assertConforms(t, s.serveDir, 'when done');
 });

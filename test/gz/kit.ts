@@ -74,14 +74,6 @@ export function imageFile(serveDir: string, uuid: string): Buffer {
   return fs.readFileSync(path.join(serveDir, uuid, sidecar.files[0].name));
 }
 
-export function stagingEntries(serveDir: string): string[] {
-  try {
-    return fs.readdirSync(path.join(serveDir, '.staging'));
-  } catch {
-    return [];
-  }
-}
-
 /** stderr as lines, without the final newline. */
 export function lines(text: string): string[] {
   return text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1);

@@ -10,8 +10,9 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { waitFor } from '../helpers/server.js';
 import { shquote, sshTest, startSshd, type Sshd } from '../ssh/sshd.js';
-import { fingerprint, imageDirs, importImage, randomGzip, served, stagingEntries, type Served } from './kit.js';
+import { fingerprint, imageDirs, importImage, randomGzip, served, type Served } from './kit.js';
 import { globalZone, type GlobalZone } from './standins.js';
+import { assertConforms, stagingEntries } from '../helpers/conformance.js';
 
 interface World {
   s: Served;
@@ -44,6 +45,7 @@ async function nothingLeft(t: ExecutionContext, w: World, what: string): Promise
   // import-image on the far side may still be finding out that its stream was cut.
   await waitFor(() => stagingEntries(w.s.serveDir).length === 0, 10_000);
   t.deepEqual(fingerprint(w.s.serveDir), w.before, `${what}: serve_dir unchanged`);
+  assertConforms(t, w.s.serveDir, what);
   t.deepEqual(w.gz.snapshots(), [], `${what}: snapshot destroyed`);
   t.is(w.gz.vmState(w.zone), 'running', `${what}: the zone runs again`);
   const log = w.gz.log();
@@ -94,7 +96,7 @@ sshTest('ssh failing: the connection cut mid-stream, or ssh killed', async (t) =
   ].join('\n'));
   await fails(t, w, 'ssh cut', [w.zone, 'img', '1.0.0', 'd'], { MKIMG_SSH: cut }, /nothing was published/);
 
-  w.gz.knob('slow-send');
+  w.gz.knob('hold-send');
   const staged = path.join(w.s.serveDir, '.staging');
   const dies = script(w.gz, 'ssh-dies', [
     'for a in "$@"; do',
@@ -103,7 +105,7 @@ sshTest('ssh failing: the connection cut mid-stream, or ssh killed', async (t) =
     '    pid=$!',
     // once the server has stored part of the stream
     `    until compgen -G '${staged}/*/*' >/dev/null; do sleep 0.05; done`,
-    '    kill -KILL $pid; wait $pid; exit 255',
+    '    kill -KILL $pid; wait $pid; touch "$MKIMG_STANDIN/release"; exit 255',
     '  fi',
     'done',
     'exec ssh "$@"',
@@ -120,7 +122,7 @@ sshTest('import-image refusing mid-stream (too large): nothing published, zone s
 
 sshTest('interrupted (SIGTERM, SIGINT, SIGHUP) mid-stream: the stream stops, nothing is published, the trap cleans up', async (t) => {
   const w = await world(t);
-  w.gz.knob('slow-send');
+  w.gz.knob('hold-send');
   for (const [signal, status] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
     w.gz.clearLog();
     const { child, done } = w.gz.start([w.zone, 'img', '1.0.0', 'd']);
@@ -130,7 +132,7 @@ sshTest('interrupted (SIGTERM, SIGINT, SIGHUP) mid-stream: the stream stops, not
       } catch {
         return false;
       }
-    }), 30_000);
+    }), 90_000);
     child.kill(signal);
     const r = await done;
     t.is(r.status, status, `${signal}: ${r.stderr}`);

@@ -19,10 +19,13 @@ import { globalZone, LIVE_IMAGE, type GlobalZone } from './standins.js';
 const SNAP = '@mkimg-\\d{8}T\\d{6}Z-\\d+';
 const MIN_PLATFORM = { '7.0': LIVE_IMAGE };
 
-async function setup(t: ExecutionContext) {
-  const s = served(t);
+async function setup(t: ExecutionContext, config: Record<string, unknown> = {}) {
+  const s = served(t, config);
   const sshd = await startSshd(t, s.configFile);
   const gz = globalZone(t, sshd);
+  // Four pipe buffers' worth is enough to show the bytes arrive exactly; the
+  // failure tests, which cut streams mid-way, keep the stand-in's 3 MB.
+  gz.env.ZFS_SEND_BYTES = String(256 * 1024);
   return { s, sshd, gz };
 }
 
@@ -160,6 +163,18 @@ sshTest('bhyve: a zvol with requirements.brand and bootrom; drivers from vmadm, 
     `vmadm get ${zone}`, `zfs get -Hpo value volsize ${d}`,
     `zfs snapshot ${d}${SNAP}`, `zfs send ${d}${SNAP}`, `zfs destroy ${d}${SNAP}`,
   ]);
+});
+
+sshTest('--channel is passed through to import-image: the image lands in that channel', async (t) => {
+  const { s, gz } = await setup(t, { channels: [{ name: 'release', description: 'r', default: true }, { name: 'dev', description: 'd' }] });
+  const zone = randomUUID();
+  gz.addVm({ uuid: zone, brand: 'joyent', state: 'stopped', zfs_filesystem: `zones/${zone}` });
+  const { m } = await publish(t, s, gz, ['--channel', 'dev', zone, 'chan', '1.0.0', 'into dev']);
+  t.deepEqual(m.channels, ['dev']);
+  const r = await gz.mkimg(['--channel=nope', zone, 'chan', '1.0.1', 'nowhere']);
+  t.not(r.status, 0);
+  t.regex(r.stderr, /unknown channel: nope/);
+  t.is(imageDirs(s.serveDir).length, 1, 'nothing published into an unknown channel');
 });
 
 sshTest('an incremental image: zfs send -i POOL/ORIGIN@final, and origin in the manifest', async (t) => {

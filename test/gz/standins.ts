@@ -5,7 +5,10 @@
  * a copy, so a test can compare the published file with what was sent.
  *
  * Knobs (files in the state folder): fail-send (zfs send dies half-way,
- * exit 1), slow-send (zfs send takes about 10 ms per 64 KiB), fail-imgadm.
+ * exit 1), hold-send (zfs send stops after its first MiB, of which gzip
+ * passes all but 256 KiB on, until a file named release appears or its
+ * parent is gone), fail-imgadm. A hold, not a slow pace, gives a test a
+ * moment "mid-stream" that no load on the machine can skip.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -51,7 +54,7 @@ send)
     grep -qxF -- "$last" "$S/snapshots" || { echo "cannot open '$last': dataset does not exist" >&2; exit 1; }
     fail=no
     [[ -f $S/fail-send ]] && fail=yes
-    [[ -f $S/slow-send ]] && fail=$fail-slow
+    [[ -f $S/hold-send ]] && fail=$fail-hold
     seed=\${last%@*}
     [[ $2 == -i ]] && seed="$seed incremental from $3"
     exec node "$S/gen.cjs" "$seed" "\${ZFS_SEND_BYTES:-3000000}" "$fail" "$S/sent.bin" ;;
@@ -72,9 +75,15 @@ const failing = fail.startsWith('yes');
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const limit = failing ? total >> 1 : total;
 fs.writeFileSync(copy, bytes.subarray(0, limit));
+const release = require('path').join(require('path').dirname(copy), 'release');
+const parent = process.ppid;
+let held = !fail.endsWith('-hold');
 for (let at = 0; at < limit; ) {
   at += fs.writeSync(1, bytes, at, Math.min(65536, limit - at));
-  if (fail.endsWith('-slow')) Atomics.wait(pause, 0, 0, 10);
+  while (!held && at >= 1048576) {
+    held = fs.existsSync(release) || process.ppid !== parent;
+    if (!held) Atomics.wait(pause, 0, 0, 20);
+  }
 }
 if (failing) {
   process.stderr.write('zfs send stand-in: I/O error half-way\\n');
@@ -114,7 +123,7 @@ export interface GlobalZone {
   log(): string[];
   clearLog(): void;
   sent(): Buffer;
-  knob(name: 'fail-send' | 'slow-send' | 'fail-imgadm', on?: boolean): void;
+  knob(name: 'fail-send' | 'hold-send' | 'release' | 'fail-imgadm', on?: boolean): void;
   mkimg(args: string[], env?: Record<string, string | undefined>): Promise<Result>;
   /** mkimg as a child the test can signal. */
   start(args: string[], env?: Record<string, string | undefined>): { child: ChildProcess; done: Promise<Result> };

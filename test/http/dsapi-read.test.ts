@@ -1,5 +1,5 @@
 /*
- * The DSAPI views (protocol.md §2): v1 manifests that current imgadm's own
+ * The DSAPI views (docs/protocol.md §2): v1 manifests that current imgadm's own
  * upgrader (imgmanifest) turns into exactly what IMGAPI serves, absolute
  * percent-encoded file URLs that lead back to the file, and the legacy
  * serve_dir style of the original server.

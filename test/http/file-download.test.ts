@@ -1,5 +1,5 @@
 /*
- * GetImageFile and the DSAPI file routes (protocol.md §1.5 step 5, §3.6):
+ * GetImageFile and the DSAPI file routes (docs/protocol.md §1.5 step 5, §3.6):
  * the exact stored bytes with every header imgadm and sniffle check, plus
  * conditional GET and byte ranges for curl and mirrors.
  */

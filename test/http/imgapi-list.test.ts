@@ -1,5 +1,5 @@
 /*
- * ListImages (protocol.md §3.4): the default active-only view, every
+ * ListImages (docs/protocol.md §3.4): the default active-only view, every
  * filter, sort, inclusive-marker paging exactly as sdc-clients drives it,
  * unknown parameters ignored and bad values of known ones refused with 422.
  */

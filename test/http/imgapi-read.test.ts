@@ -1,5 +1,5 @@
 /*
- * Ping and GetImage (protocol.md §3.3, §3.5): an image in any state is
+ * Ping and GetImage (docs/protocol.md §3.3, §3.5): an image in any state is
  * served; anything the server does not have, including ids that are not
  * lowercase UUIDs, is a 404 ResourceNotFound, because imgadm gives up on a
  * source that answers any other 4xx.

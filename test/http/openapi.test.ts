@@ -72,10 +72,12 @@ test('the document is well-formed: operations, path parameters, responses and sc
   }
 });
 
-test('every route and method the router registers is in the document, and no other', async (t) => {
-  const { srv, doc } = await served(t);
+const CHANNELS = { channels: [{ name: 'release', description: 'r', default: true }, { name: 'dev', description: 'd' }] };
+
+for (const [label, config] of [['', {}], [', with channels configured', CHANNELS]] as const) test(`every route and method the router registers is in the document, and no other${label}`, async (t) => {
+  const { srv, doc } = await served(t, config);
   const router = createRouter({
-    config: srv.config, store: srv.store, writer: srv.writer, credentials: srv.credentials, metrics: srv.metrics,
+    config: srv.config, store: srv.store, writer: srv.writer, credentials: srv.credentials, registry: srv.registry,
     log: createLogger('fatal'), version: VERSION,
   });
   const routed = new Set<string>();

@@ -1,5 +1,5 @@
 /*
- * protocol.md §8, on the wire: requests written byte for byte over a socket
+ * docs/protocol.md §8, on the wire: requests written byte for byte over a socket
  * the way imgadm's vendored restify client sends them, and the answers
  * checked the way that client reads them.
  */
@@ -104,9 +104,10 @@ test('Accept-Version *, ~1, ~2, 2.0.0 or none are served; an unsatisfiable one i
   }
 });
 
-test('Accept-Encoding: gzip never yields Content-Encoding, on JSON or files', async (t) => {
+// Listings are the one exception, compressed on request: test/http/compression.test.ts.
+test('Accept-Encoding: gzip never yields Content-Encoding on files, manifests or other JSON', async (t) => {
   const { send, v1, v2 } = await setup(t);
-  for (const target of ['/images', '/datasets', '/openapi.json', `/images/${v2.uuid}/file`, `/datasets/${v1.uuid}/x.zfs.gz`]) {
+  for (const target of ['/ping', `/images/${v2.uuid}`, `/datasets/${v1.uuid}`, '/openapi.json', `/images/${v2.uuid}/file`, `/datasets/${v1.uuid}/x.zfs.gz`]) {
     const res = await send([`GET ${target} HTTP/1.1`, 'Host: 127.0.0.1', 'Accept-Encoding: gzip, deflate, br']);
     t.is(res.status, 200, target);
     t.false('content-encoding' in res.headers, target);

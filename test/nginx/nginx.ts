@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { spawnServer, type Child } from '../cli/spawn.js';
-import { REPO_ROOT, tmpDir } from '../helpers/images.js';
+import { REPO_ROOT, socketPath as makeSocketPath, tmpDir } from '../helpers/images.js';
 import { findTool } from '../helpers/system-tools.js';
 
 export const NGINX = findTool('nginx');
@@ -21,6 +21,7 @@ export const EXAMPLE_CONF = path.join(REPO_ROOT, 'etc', 'nginx-image-server.conf
 /** What the example says, and what a test puts in its place. */
 export const EXAMPLE_LISTEN = 'listen 80;';
 export const EXAMPLE_SOCKET = '/var/image-server/run/image-server.sock';
+export const EXAMPLE_SERVE_DIR = '/var/image-server/images/';
 
 export interface Nginx {
   port: number;
@@ -40,11 +41,12 @@ function replaceOnce(text: string, from: string, to: string): string {
   return text.replace(from, to);
 }
 
-/** The example configuration with the test's port and socket in place of the real ones. */
-export function siteConfig(port: number, socketPath: string): string {
+/** The example configuration with the test's port, socket and serve_dir in place of the real ones. */
+export function siteConfig(port: number, socketPath: string, serveDir = EXAMPLE_SERVE_DIR): string {
   let text = fs.readFileSync(EXAMPLE_CONF, 'utf8');
   text = replaceOnce(text, EXAMPLE_LISTEN, `listen 127.0.0.1:${port};`);
   text = replaceOnce(text, `unix:${EXAMPLE_SOCKET}:`, `unix:${socketPath}:`);
+  text = replaceOnce(text, `alias ${EXAMPLE_SERVE_DIR};`, `alias ${serveDir.replace(/\/?$/, '/')};`);
   return text;
 }
 
@@ -99,7 +101,7 @@ async function waitForExit(proc: ChildProcess, ms: number): Promise<boolean> {
 }
 
 /** Starts nginx in front of `socketPath`; it is stopped (and its workers with it) in teardown. */
-export async function startNginx(t: ExecutionContext, socketPath: string): Promise<Nginx> {
+export async function startNginx(t: ExecutionContext, socketPath: string, serveDir?: string): Promise<Nginx> {
   if (!NGINX) throw new Error('nginx is not installed (apt-get install -y nginx)');
   const prefix = tmpDir(t, 'imgsrv-nginx-');
   // Workers run as nobody when we are root: they must reach their temp folders.
@@ -110,7 +112,7 @@ export async function startNginx(t: ExecutionContext, socketPath: string): Promi
   let lastError = '';
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    fs.writeFileSync(path.join(prefix, 'image-server.conf'), siteConfig(port, socketPath));
+    fs.writeFileSync(path.join(prefix, 'image-server.conf'), siteConfig(port, socketPath, serveDir));
     const temp = (name: string) => `${name}_temp_path ${path.join(prefix, `${name}_temp`)};`;
     const conf = [
       'daemon off;',
@@ -193,13 +195,12 @@ export interface Stack {
 
 /** The image server on a unix socket (trust_proxy on), nginx in front of it. */
 export async function startStack(t: ExecutionContext, config: Record<string, unknown>): Promise<Stack> {
-  const sockDir = tmpDir(t, 'imgsrv-sock-');
+  const socketPath = makeSocketPath(t);
   // nginx's workers (nobody, when the tests run as root) must reach the socket.
-  fs.chmodSync(sockDir, 0o711);
-  const socketPath = path.join(sockDir, 'image-server.sock');
+  fs.chmodSync(path.dirname(socketPath), 0o711);
   const server = await spawnServer(t, { listen_port: socketPath, trust_proxy: true, ...config });
   if (server.where !== socketPath) throw new Error(`the server listens on ${server.where}, not ${socketPath}`);
-  const nginx = await startNginx(t, socketPath);
+  const nginx = await startNginx(t, socketPath, typeof config.serve_dir === 'string' ? config.serve_dir : undefined);
   return { server, nginx, base: nginx.base, socketPath };
 }
 

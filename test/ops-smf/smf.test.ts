@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ExecutionContext } from 'ava';
-import { buildConfig } from '../../src/config.js';
+import { buildConfig } from '../../src/config/config.js';
 import { TEMPLATE_DEFAULTS, stopTimeoutFor } from '../../src/cli/smf.js';
 import { runCli, writeConfig } from '../cli/spawn.js';
 import { REPO_ROOT, tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
@@ -277,9 +277,14 @@ test.serial('the generated start, refresh and stop methods work as svc.startd ru
   t.is(cwd, ROOT);
   const env = methodEnvironment(file);
   t.false('IMAGE_SERVER_CONFIG' in env);
-  const proc = spawn('/bin/sh', ['-c', `exec ${exec}`], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The run's marker (scripts/run-tests) comes along, so a server left running is found and killed.
+  const marker = process.env.IMGSRV_TEST_RUN ? { IMGSRV_TEST_RUN: process.env.IMGSRV_TEST_RUN } : {};
+  const proc = spawn('/bin/sh', ['-c', `exec ${exec}`], { cwd, env: { ...env, ...marker }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  t.teardown(() => void proc.kill('SIGKILL'));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
   let stderr = '';
   proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const logs: Record<string, unknown>[] = [];

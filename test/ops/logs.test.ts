@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { hashToken, newToken } from '../../src/credentials.js';
 import { tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
-import { OPERATOR, OPERATOR_AUTH, startServer } from '../helpers/server.js';
+import { OPERATOR, OPERATOR_AUTH, startServer, waitFor } from '../helpers/server.js';
 
 test('every log line is a bunyan record; every request has one audit record; no secret is logged', async (t) => {
   const root = tmpDir(t);
@@ -31,7 +31,8 @@ test('every log line is a bunyan record; every request has one audit record; no 
   }
   t.is(ids[0], 'my-request-1', 'a sane x-request-id is honoured and echoed');
   t.true(ids.slice(1).every((id) => /^[0-9a-f-]{36}$/.test(id)), 'else one is made up');
-  await new Promise((r) => setTimeout(r, 100));
+  // The audit record is written when the response has gone out, which may be after the client has it.
+  await waitFor(() => server.logs.filter((r) => r.audit === true).length >= requests.length);
 
   for (const rec of server.logs) {
     t.is(rec.name, 'image-server');

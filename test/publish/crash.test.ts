@@ -16,9 +16,11 @@ import test, { type ExecutionContext } from 'ava';
 import { sha1, tmpDir } from '../helpers/images.js';
 import { waitFor } from '../helpers/server.js';
 import { spawnServer, type Child } from '../cli/spawn.js';
-import { BEARER, call, dataFiles, jsonBody, manifestAndFile, minimalManifest, parse, staging, writers } from './kit.js';
+import { BEARER, call, dataFiles, jsonBody, manifestAndFile, minimalManifest, parse, writers } from './kit.js';
+import { assertConforms, stagingEntries } from '../helpers/conformance.js';
 
-const KILLS = 24;
+/** 2 kinds × 3 moments × 2: every variant below (a replaced file, a sniffed compression) meets every moment once. */
+const KILLS = 12;
 const MOMENTS = ['before the first byte', 'mid-stream', 'right after the last byte'] as const;
 type Moment = (typeof MOMENTS)[number];
 
@@ -36,7 +38,7 @@ function generator(seed: number): () => number {
 /** Bytes written into .staging so far, by any transaction. */
 function stagedBytes(serveDir: string): number {
   let total = 0;
-  for (const txn of staging(serveDir)) {
+  for (const txn of stagingEntries(serveDir)) {
     const dir = path.join(serveDir, '.staging', txn);
     for (const name of fs.readdirSync(dir)) {
       try {
@@ -71,7 +73,7 @@ async function killDuring(child: Child, serveDir: string, upload: Upload, moment
   await write(upload.head);
   if (moment === 'before the first byte' && upload.startsOnHead) {
     // AddImageFile starts its transaction as soon as the request head is in.
-    await waitFor(() => staging(serveDir).length > 0);
+    await waitFor(() => stagingEntries(serveDir).length > 0);
   } else if (moment === 'before the first byte') {
     // A multipart parser cannot tell a part's head has ended before the next
     // byte comes (it could be the start of a boundary), so nothing on disk
@@ -136,7 +138,7 @@ interface Known {
 async function checkAfterRestart(
   t: ExecutionContext, base: string, serveDir: string, known: Map<string, Known>, label: string,
 ): Promise<void> {
-  t.deepEqual(staging(serveDir), [], `${label}: .staging is empty`);
+  assertConforms(t, serveDir, `${label}: .staging is empty`);
   const trash = path.join(serveDir, '.trash');
   t.deepEqual(fs.existsSync(trash) ? fs.readdirSync(trash) : [], [], `${label}: .trash is empty`);
 
@@ -241,6 +243,6 @@ test(`SIGKILL during uploads, ${KILLS} times, restarting on the same serve_dir: 
   }
   t.log(tally);
   t.log('what the killed uploads left:', outcomes);
-  t.true(Object.values(tally).every((n) => n >= 4), 'every kind of upload was cut at every kind of moment');
+  t.true(Object.values(tally).every((n) => n >= 2), 'every kind of upload was cut at every kind of moment');
   t.true([...known.values()].filter((k) => k.active).length >= KILLS / 3, 'earlier images were there to check');
 });

@@ -1,6 +1,6 @@
 /*
  * `imgadm publish -m manifest.json -f file http://alice:pw@host` replayed on
- * the wire (protocol.md §1.6–1.7, Appendix A): AdminImportImage, AddImageFile
+ * the wire (docs/protocol.md §1.6–1.7, Appendix A): AdminImportImage, AddImageFile
  * labelled application/json, ActivateImage with `{}`, and on failure the
  * DELETE imgadm sends before the user retries. Then the same publish through
  * the sdc-clients@13 IMGAPI client. Each published image is read back
@@ -15,8 +15,9 @@ import test, { type ExecutionContext } from 'ava';
 import { fixture, fixtureBytes, md5b64, sha1, tmpDir, writeImage } from '../helpers/images.js';
 import { IMGAPI, noopLog, p, type ImgapiClient, type Manifest, type RestLikeError } from '../helpers/legacy-clients.js';
 import {
-  BASIC, PASSWORD, USER, call, dataFiles, imgadmWire, minimalManifest, parse, snapshot, staging, writableServer, type RawResponse,
+  BASIC, PASSWORD, USER, call, dataFiles, imgadmWire, minimalManifest, parse, snapshot, writableServer, type RawResponse,
 } from './kit.js';
+import { assertConforms } from '../helpers/conformance.js';
 
 const ORIGIN = 'c58161c0-2547-11e2-a75e-9fdca1940570';
 const CHAIN_FILE = 'incremental-chain/file0.zfs.bz2';
@@ -107,7 +108,7 @@ test('imgadm publish on the wire: the imgadm create fixture, with its origin pre
   t.is(active.origin, ORIGIN);
   t.deepEqual(active.requirements, { min_platform: { '7.0': '20240101T000000Z' } });
   await readsBack(t, server.url, String(manifest.uuid), bytes, 'bzip2');
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
   t.is(dataFiles(server.serveDir, String(manifest.uuid)).length, 1, 'one file in the image folder');
 });
 
@@ -142,7 +143,7 @@ test('imgadm publish on the wire: a wrong sha1 is refused and kept nowhere; imga
   t.is(refused.code, 'Download');
   t.is(typeof refused.message, 'string');
   t.deepEqual(snapshot(server.serveDir), beforeFile, 'nothing of the file is kept');
-  t.deepEqual(staging(server.serveDir), [], 'staging is empty');
+  assertConforms(t, server.serveDir, 'staging is empty');
   t.deepEqual(dataFiles(server.serveDir, uuid), []);
   t.deepEqual(parse(await call(server.url, 'GET', `/images/${uuid}`)).files, []);
 
@@ -250,7 +251,7 @@ test('sdc-clients IMGAPI: a wrong sha1 is an error the client reports, then dele
   t.is(err?.statusCode, 400);
   t.is(err?.body?.code, 'Download');
   t.deepEqual(dataFiles(server.serveDir, uuid), []);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
   await new Promise<void>((resolve, reject) => c.deleteImage(uuid, (e) => (e ? reject(e) : resolve())));
   t.false(fs.existsSync(path.join(server.serveDir, uuid)));
   await clientPublish(t, c, manifest, bytes, 'gzip');

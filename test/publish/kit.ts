@@ -160,7 +160,7 @@ export function rawExchange(port: number, head: string[], body: Buffer = Buffer.
   });
 }
 
-/* --- imgadm publish on the wire (protocol.md §1.3, §1.6, §1.7) ----------- */
+/* --- imgadm publish on the wire (docs/protocol.md §1.3, §1.6, §1.7) ----------- */
 
 export const IMGADM_UA = 'imgadm/3.9.5 (node/v6.17.1; OpenSSL/1.1.1t)';
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('base64');
@@ -243,8 +243,8 @@ export function manifestAndFile(manifest: Record<string, unknown>, bytes: Buffer
 
 /* --- serve_dir ------------------------------------------------------------ */
 
-/** Folders the server creates for its own use; empty, they are not "stored" data. */
-const INFRA = new Set(['.staging', '.locks', '.trash', '.deleted']);
+/** What the server keeps for its own use: not "stored" data (folders only while empty). */
+const INFRA = new Set(['.staging', '.locks', '.trash', '.deleted', '.index-cache.json']);
 
 /**
  * Every file under serve_dir with its size and sha1, and every non-empty
@@ -260,7 +260,7 @@ export function snapshot(serveDir: string): string[] {
         const before = out.length;
         walk(abs, name);
         if (out.length === before && !(rel === '' && INFRA.has(entry.name))) out.push(`${name}/`);
-      } else {
+      } else if (!(rel === '' && INFRA.has(entry.name))) {
         const bytes = fs.readFileSync(abs);
         out.push(`${name} ${bytes.length} ${sha1(bytes)}`);
       }
@@ -268,15 +268,6 @@ export function snapshot(serveDir: string): string[] {
   };
   walk(serveDir, '');
   return out.sort();
-}
-
-/** What is left in <serve_dir>/.staging (nothing, or no folder at all, when no import runs). */
-export function staging(serveDir: string): string[] {
-  try {
-    return fs.readdirSync(path.join(serveDir, '.staging'));
-  } catch {
-    return [];
-  }
 }
 
 /** The files of an image folder other than its manifest and sidecar. */

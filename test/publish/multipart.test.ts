@@ -11,8 +11,9 @@ import test, { type ExecutionContext } from 'ava';
 import { fixtureBytes, sha1 } from '../helpers/images.js';
 import { assertApiError } from '../http/kit.js';
 import {
-  BASIC, call, dataFiles, manifestAndFile, minimalManifest, multipart, parse, snapshot, staging, writableServer, type Res,
+  BASIC, call, dataFiles, manifestAndFile, minimalManifest, multipart, parse, snapshot, writableServer, type Res,
 } from './kit.js';
+import { assertConforms } from '../helpers/conformance.js';
 
 const post = (base: string, form: { contentType: string; body: Buffer }, query = '') =>
   call(base, 'POST', `/images${query}`, { headers: { 'content-type': form.contentType }, body: form.body });
@@ -36,7 +37,7 @@ test('multipart with ?activate=true: the image is active at once, with the right
   t.deepEqual(image.files, [{ sha1: sha1(bytes), size: bytes.length, compression: 'gzip' }]);
   await servesBytes(t, server.url, image.uuid, bytes);
   t.true(parse<{ uuid: string }[]>(await call(server.url, 'GET', '/datasets', { auth: null })).some((d) => d.uuid === image.uuid));
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });
 
 test('multipart without activate: an unactivated image with its file, activated later', async (t) => {
@@ -119,7 +120,7 @@ test('multipart: sha1 and size in the manifest are checked against the bytes (40
   assertApiError(t, await post(server.url, manifestAndFile(minimalManifest({ files: [{ sha1: sha1('x'), compression: 'gzip' }] }), bytes)), 400, 'Download');
   assertApiError(t, await post(server.url, manifestAndFile(minimalManifest({ files: [{ size: 2999, compression: 'gzip' }] }), bytes)), 400, 'Download');
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
   const good = await post(server.url, manifestAndFile(minimalManifest({ files: [{ sha1: sha1(bytes), size: 3000, compression: 'gzip' }] }), bytes));
   t.is(good.status, 200);
 });
@@ -127,7 +128,7 @@ test('multipart: sha1 and size in the manifest are checked against the bytes (40
 function refusedAndNothingStored(t: ExecutionContext, res: Res, before: string[], serveDir: string, code: string): Record<string, unknown> {
   const err = assertApiError(t, res, 422, code);
   t.deepEqual(snapshot(serveDir), before, 'nothing stored');
-  t.deepEqual(staging(serveDir), []);
+  assertConforms(t, serveDir, 'when done');
   return err;
 }
 
@@ -220,5 +221,5 @@ test('multipart CreateImage of a new uuid while another client imports it: one w
     }),
   ]);
   t.deepEqual(results.map((r) => r.status).sort(), [200, 409]);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });

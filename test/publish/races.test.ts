@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { sha1 } from '../helpers/images.js';
-import { BEARER, call, dataFiles, jsonBody, minimalManifest, parse, readJson, staging, writableServer } from './kit.js';
+import { BEARER, call, dataFiles, jsonBody, minimalManifest, parse, readJson, writableServer } from './kit.js';
+import { assertConforms } from '../helpers/conformance.js';
 
 const ROUNDS = 10;
 
@@ -53,7 +54,7 @@ test(`two clients importing the same uuid at the same moment: one 200, one 409, 
     t.is(stored.name, parse(winner).name, 'the image on disk is the winner\'s');
     t.is(stored.description, parse(winner).description);
   }
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
   t.deepEqual(fs.readdirSync(server.serveDir).filter((n) => !n.startsWith('.')).length, ROUNDS);
 });
 
@@ -66,7 +67,7 @@ test('many clients importing one uuid at once: exactly one wins', async (t) => {
   t.is(statuses.filter((s) => s === 200).length, 1, statuses.join());
   t.is(statuses.filter((s) => s === 409).length, 7, statuses.join());
   await consistent(t, server.url, server.serveDir, uuid);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });
 
 for (const [label, compressions] of [['same compression', ['gzip', 'gzip']], ['different compressions', ['gzip', 'xz']]] as const) {
@@ -88,7 +89,7 @@ for (const [label, compressions] of [['same compression', ['gzip', 'gzip']], ['d
       const active = parse(await call(server.url, 'POST', `/images/${uuid}?action=activate`));
       t.is(active.files[0].sha1, sha1(bodies[won]!));
     }
-    t.deepEqual(staging(server.serveDir), []);
+    assertConforms(t, server.serveDir, 'when done');
   });
 }
 
@@ -111,7 +112,7 @@ test('ActivateImage racing AddImageFile: either the file lands before activation
     t.is(stored.state, 'active');
     t.is(stored.files[0].sha1, sha1(put.status === 200 ? second : first));
   }
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });
 
 test('DeleteImage racing AddImageFile: the image is either gone entirely or consistent', async (t) => {
@@ -130,5 +131,5 @@ test('DeleteImage racing AddImageFile: the image is either gone entirely or cons
     if (fs.existsSync(path.join(server.serveDir, uuid))) await consistent(t, server.url, server.serveDir, uuid);
     else t.is((await call(server.url, 'GET', `/images/${uuid}`)).status, 404);
   }
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });

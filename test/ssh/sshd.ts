@@ -156,8 +156,13 @@ export async function startSshd(t: ExecutionContext, configFile: string): Promis
       lastLog = log;
       continue;
     }
-    t.teardown(() => {
+    const gone = new Promise((resolve) => proc.once('exit', resolve));
+    t.teardown(async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(timer);
     });
     const clientOptions = [
       '-F', '/dev/null',

@@ -5,14 +5,19 @@
  */
 import type { Context, Next } from 'koa';
 import semver from 'semver';
-import { InvalidVersion } from '../../errors.js';
+import { errors } from '../../errors.js';
 
 const SERVED = ['2.0.0', '1.0.0'];
 
+/**
+ * Sets ctx.state.apiVersion to the newest version the range allows: no
+ * header means 1.0.0, as in sdc-imgapi (2.0.0 differs only in showing
+ * `channels`).
+ */
 export async function acceptVersion(ctx: Context, next: Next): Promise<void> {
   const range = ctx.get('accept-version') || ctx.get('x-api-version');
-  if (range && !SERVED.some((v) => semver.validRange(range) !== null && semver.satisfies(v, range))) {
-    throw InvalidVersion(range);
-  }
+  const version = range ? SERVED.find((v) => semver.validRange(range) !== null && semver.satisfies(v, range)) : '1.0.0';
+  if (version === undefined) throw errors.InvalidVersion(range);
+  ctx.state.apiVersion = version;
   await next();
 }

@@ -3,10 +3,12 @@
  * password is a 401 even on a read, as imgadm sends its URL's userinfo on
  * every request); reads need none unless read_auth is on; every write does.
  * The principal goes on ctx.state.principal for the routes and the audit log.
+ * Failed logins are limited per client address (ctx.ip: the peer, or
+ * X-Forwarded-For under trust_proxy) and per user name.
  */
 import type { Context, Next } from 'koa';
-import type { Credentials } from '../../credentials.js';
-import { ApiError } from '../../errors.js';
+import type { Credentials, Refusal } from '../../credentials.js';
+import { errors } from '../../errors.js';
 
 const CHALLENGE = { 'WWW-Authenticate': 'Basic realm="smartos-image-server", charset="UTF-8"' };
 
@@ -16,7 +18,7 @@ const CHALLENGE = { 'WWW-Authenticate': 'Basic realm="smartos-image-server", cha
  * and marks its requests with X-Requested-With: those get no challenge.
  */
 export const Unauthorized = (message: string, ctx?: Context) =>
-  new ApiError('UnauthorizedError', 401, message, ctx?.get('x-requested-with') ? {} : { headers: CHALLENGE });
+  errors.UnauthorizedError(message, ctx?.get('x-requested-with') ? {} : { headers: CHALLENGE });
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -41,15 +43,39 @@ function crossSite(ctx: Context): boolean {
   return host !== ctx.get('host') && host !== ctx.get('x-forwarded-host');
 }
 
+/**
+ * Whom failed logins are counted against: an IPv4 address, or an IPv6
+ * /64, since one host commonly holds a whole /64 and could otherwise
+ * guess from a fresh address every time.
+ */
+export function clientKey(ip: string): string {
+  const bare = ip.replace(/%.*$/, '');
+  if (!bare.includes(':') || /^::ffff:\d/i.test(bare)) return bare;
+  const [head = '', tail] = bare.split('::');
+  const front = head ? head.split(':') : [];
+  const back = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/** Both carry Retry-After; neither says whether the user name exists. */
+function refusal(r: Refusal) {
+  const headers = { 'Retry-After': String(r.retryAfter) };
+  return r.refused === 'busy'
+    ? errors.ServiceUnavailableError('too many password checks waiting; try again later', { headers })
+    : errors.TooManyRequests('too many failed logins; try again later', { headers });
+}
+
 export function authenticate(credentials: Credentials, readAuth: boolean) {
   return async function reqAuthenticate(ctx: Context, next: Next): Promise<void> {
     if (!READ_METHODS.has(ctx.method) && crossSite(ctx)) {
-      throw new ApiError('CrossSiteWrite', 403, 'writes from another site\'s page are refused');
+      throw errors.CrossSiteWrite('writes from another site\'s page are refused');
     }
     const header = ctx.get('authorization');
     if (header) {
-      const principal = await credentials.check(header);
+      const principal = await credentials.check(header, clientKey(ctx.ip));
       if (!principal) throw Unauthorized('invalid credentials', ctx);
+      if ('refused' in principal) throw refusal(principal);
       ctx.state.principal = principal;
       ctx.state.log = ctx.state.log?.child({ user: principal.name });
     } else if (readAuth && READ_METHODS.has(ctx.method) && ctx.path !== '/ping') {

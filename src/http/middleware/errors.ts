@@ -2,18 +2,22 @@
  * The one place that writes error bodies: every failure becomes IMGAPI's
  * {code, message[, errors]} with its status. A failure after the headers
  * went out (a download cut mid-stream) can only close the connection.
+ * A refusal sent before the request body was read closes the connection
+ * too (http/close.ts).
  */
 import type { Context, Next } from 'koa';
-import { ApiError, BadMethod, ResourceNotFound, toApiError } from '../../errors.js';
+import { errors, toApiError, type ApiError } from '../../errors.js';
+import { closeAfterResponse } from '../close.js';
 import { sendJson } from '../json.js';
 
 export async function errorBodies(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
     const unrouted = ctx.body === undefined || ctx.body === null;
-    if (unrouted && ctx.status === 404) throw ResourceNotFound(`${ctx.path} does not exist`);
+    if (unrouted && ctx.status === 404) throw errors.ResourceNotFound(`${ctx.path} does not exist`);
     if (unrouted && (ctx.status === 405 || ctx.status === 501)) {
-      throw BadMethod(ctx.method, ctx.path, String(ctx.response.get('Allow') || 'GET, HEAD').split(/,\s*/));
+      const allowed = String(ctx.response.get('Allow') || 'GET, HEAD');
+      throw errors.BadMethod(`${ctx.method} is not allowed on ${ctx.path}`, { headers: { Allow: allowed } });
     }
   } catch (thrown) {
     const err = toApiError(thrown);
@@ -22,6 +26,7 @@ export async function errorBodies(ctx: Context, next: Next): Promise<void> {
       return;
     }
     report(ctx, err, thrown);
+    if (!ctx.req.complete) closeAfterResponse(ctx.res);
     for (const name of Object.keys(ctx.response.headers)) {
       if (!/^(access-control-|x-request-id$)/i.test(name)) ctx.remove(name);
     }

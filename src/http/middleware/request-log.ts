@@ -31,6 +31,8 @@ export function requestLog(log: Logger) {
           path: ctx.path,
           status: ctx.res.statusCode,
           bytes: socket.bytesWritten - bytesBefore,
+          // the file's bytes that nginx sends on this server's behalf (X-Accel-Redirect)
+          offloaded_bytes: ctx.state.offloaded ?? 0,
           latency_ms: Number(process.hrtime.bigint() - started) / 1e6,
           // not ctx.ip: it reads the socket again, which may be gone by now
           remote: remote ?? null,

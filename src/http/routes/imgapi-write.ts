@@ -1,24 +1,24 @@
 /*
- * The IMGAPI write API (protocol.md §3.8–3.12): CreateImage, the
+ * The IMGAPI write API (docs/protocol.md §3.7–3.12): CreateImage, the
  * POST /images/:uuid actions (AdminImportImage, ActivateImage, DisableImage,
- * EnableImage, UpdateImage), AddImageFile and DeleteImage. Every step that
- * touches the disk goes through the store's writer; this file only reads
- * requests and decides.
+ * EnableImage, UpdateImage, and ChannelAddImage on a server with
+ * channels), AddImageFile and DeleteImage. This file only
+ * reads requests: what may enter or change is decided by the store's
+ * writer, the one gate every way in goes through.
  */
 import type Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../../config.js';
-import { ApiError, ImageUuidAlreadyExists, InvalidHeader, InvalidParameter } from '../../errors.js';
-import {
-  activatedManifest, createdManifest, importedManifest, updatedManifest, withDisabled, type PublishDefaults,
-} from '../../manifest/publish.js';
-import { COMPRESSIONS, type Compression, type JsonObject } from '../../manifest/types.js';
-import { toImgapi } from '../../manifest/views.js';
-import { withHistory } from '../../store/sidecar.js';
+import type { Config } from '../../config/config.js';
+import { errors, invalidParameter } from '../../errors.js';
+import { createdManifest, importedManifest, updatedManifest, type PublishDefaults } from '../../manifest/publish.js';
+import { channelAdding, channelRemoval, type Channels } from '../../manifest/channels.js';
+import { activation, disabling, type Transition } from '../../manifest/states.js';
+import { COMPRESSIONS, ZERO_UUID, type Compression } from '../../manifest/types.js';
 import type { ImageRecord, ImageStore } from '../../store/store.js';
-import type { ImageWriter } from '../../store/writer.js';
+import type { ImageWriter, Provenance } from '../../store/writer.js';
+import { imgapiView, reqChannel } from '../channels.js';
 import { sendJson } from '../json.js';
 import { reqWriter } from '../middleware/auth.js';
 import { reqLoadImage } from '../params.js';
@@ -28,15 +28,8 @@ export interface WriteDeps {
   store: ImageStore;
   writer: ImageWriter;
   config: Readonly<Config>;
+  channels?: Channels | undefined;
 }
-
-const noActivationNoFile = (uuid: string) =>
-  new ApiError('NoActivationNoFile', 422, `image "${uuid}" cannot be activated: it has no file`);
-const alreadyActivated = (uuid: string) => new ApiError('ImageAlreadyActivated', 422, `image "${uuid}" is already activated`);
-const filesImmutable = (uuid: string) =>
-  new ApiError('ImageFilesImmutable', 422, `cannot add a file to image "${uuid}": it is activated`);
-const originMissing = (origin: string) =>
-  new ApiError('OriginDoesNotExist', 422, `origin image "${origin}" does not exist`);
 
 /**
  * JSON bodies only, small, and only where a route takes one; `{}` for an
@@ -47,72 +40,53 @@ let jsonBody: Promise<Middleware> | undefined;
 
 async function reqJson(ctx: Context, next: Next): Promise<void> {
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
-  if (hasBody && !ctx.is('json')) throw InvalidHeader('send the body as Content-Type: application/json');
+  if (hasBody && !ctx.is('json')) throw errors.InvalidHeader('send the body as Content-Type: application/json');
   jsonBody ??= import('koa-body').then(({ koaBody }) =>
     koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: '1mb' }));
   await (await jsonBody)(ctx, next);
 }
 
 export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
-  const { store, writer, config } = deps;
-  const reqImage = reqLoadImage(store);
-  const defaults: PublishDefaults = {
-    owner: config['image-creator-uuid'] || '00000000-0000-0000-0000-000000000000',
+  const { store, writer, config, channels } = deps;
+  const reqImage = reqLoadImage(store, channels);
+  const base: PublishDefaults = {
+    owner: config['image-creator-uuid'] || ZERO_UUID,
     public: config.default_public,
   };
-  const by = (ctx: Context): string => ctx.state.principal.name;
-  const reply = (ctx: Context, record: ImageRecord) => sendJson(ctx, toImgapi(record.manifest));
-
-  const requireOrigin = (m: JsonObject) => {
-    if (typeof m.origin === 'string' && !store.get(m.origin)) throw originMissing(m.origin);
+  /** What a new image gets that its manifest does not say: on a server with channels, the request's channel. */
+  const defaults = (ctx: Context): PublishDefaults => {
+    const pick = ctx.state.channel as { name?: string } | undefined;
+    return pick?.name === undefined ? base : { ...base, channel: pick.name };
   };
-  const checkNew = (m: JsonObject) => {
-    if (store.get(String(m.uuid))) throw ImageUuidAlreadyExists(String(m.uuid));
-    requireOrigin(m);
-  };
+  const by = (ctx: Context, via: Provenance['via'] = 'http'): Provenance => ({ via, by: ctx.state.principal.name });
+  const reply = (ctx: Context, record: ImageRecord) => sendJson(ctx, imgapiView(ctx, channels)(record.manifest));
 
   const apiCreateImage = async (ctx: Context) => {
     if (ctx.is('multipart')) {
-      const maxBytes = config.max_upload_bytes;
-      reply(ctx, await createFromMultipart(ctx, { writer, defaults, maxBytes, checkNew, by: by(ctx) }));
+      const record = await createFromMultipart(ctx, { writer, defaults: defaults(ctx), maxBytes: config.max_upload_bytes, provenance: by(ctx, 'http-multipart') });
+      reply(ctx, record);
       return;
     }
     await reqJson(ctx, async () => {
-      const manifest = createdManifest(ctx.request.body, randomUUID(), defaults);
-      requireOrigin(manifest);
-      reply(ctx, await writer.create(manifest, withHistory({}, 'created', by(ctx))));
+      reply(ctx, await writer.create(createdManifest(ctx.request.body, randomUUID(), defaults(ctx)), by(ctx)));
     });
   };
 
   const apiAdminImportImage = async (ctx: Context) => {
     const uuid = String(ctx.params.uuid);
-    if (store.get(uuid)) throw ImageUuidAlreadyExists(uuid);
-    const manifest = importedManifest(ctx.request.body, uuid, defaults);
-    requireOrigin(manifest);
-    reply(ctx, await writer.create(manifest, withHistory({ source: { via: 'http' } }, 'imported', by(ctx))));
+    reply(ctx, await writer.create(importedManifest(ctx.request.body, uuid, defaults(ctx)), by(ctx)));
   };
 
-  /** A change of the stored manifest under the image's lock, recorded in its history. */
-  const change = (event: string, fn: (m: JsonObject, ctx: Context) => JsonObject) => async (ctx: Context) => {
+  /** A state or manifest change, applied by the writer under the image's lock. */
+  const change = (transition: (ctx: Context) => Transition) => async (ctx: Context) => {
     const image: ImageRecord = ctx.state.image;
-    reply(ctx, await writer.change(image.uuid, ({ manifest, sidecar }) => ({
-      manifest: fn(manifest, ctx),
-      sidecar: withHistory(sidecar, event, by(ctx)),
-    })));
+    reply(ctx, await writer.change(image.uuid, transition(ctx), by(ctx)));
   };
 
-  const apiActivateImage = change('activated', (m, ctx) => {
-    if (m.state !== 'unactivated') throw alreadyActivated(ctx.state.image.uuid);
-    if (!Array.isArray(m.files) || m.files.length === 0) throw noActivationNoFile(ctx.state.image.uuid);
-    return activatedManifest(m, new Date());
-  });
-  const apiDisableImage = change('disabled', (m) => withDisabled(m, true));
-  const apiEnableImage = change('enabled', (m) => withDisabled(m, false));
-  const apiUpdateImage = change('updated', (m, ctx) => {
-    const next = updatedManifest(m, ctx.request.body);
-    requireOrigin(next);
-    return next;
-  });
+  const apiActivateImage = change(() => activation(new Date()));
+  const apiDisableImage = change(() => disabling(true));
+  const apiEnableImage = change(() => disabling(false));
+  const apiUpdateImage = change((ctx) => ({ event: 'updated', apply: (m) => updatedManifest(m, ctx.request.body) }));
 
   /** All POST /images/:uuid actions share one route, as in sdc-imgapi. */
   const actions: Record<string, Middleware[]> = {
@@ -122,70 +96,81 @@ export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
     enable: [reqImage, apiEnableImage],
     update: [reqImage, apiUpdateImage],
   };
+  if (channels) {
+    // ?channel= finds the image, as on every action; the body names the channel it joins.
+    actions['channel-add'] = [reqImage, change((ctx) => channelAdding(channels, bodyChannel(channels, ctx.request.body)))];
+  }
 
   const apiImageAction = async (ctx: Context) => {
     const action = ctx.query.action;
     if (action === undefined) {
-      throw InvalidParameter('no image "action" was specified', [{ field: 'action', code: 'MissingParameter' }]);
+      throw errors.InvalidParameter('no image "action" was specified', { errors: [{ field: 'action', code: 'MissingParameter' }] });
     }
     const steps = typeof action === 'string' && Object.hasOwn(actions, action) ? actions[action] : undefined;
-    if (!steps) throw InvalidParameter(`"${String(action)}" is not a valid action`, [{ field: 'action', code: 'Invalid' }]);
-    await compose([reqJson, ...steps])(ctx);
+    if (!steps) throw invalidParameter('action', `"${String(action)}" is not a valid action`);
+    await compose([reqChannel(channels, action !== 'import'), reqJson, ...steps])(ctx);
   };
 
   const apiAddImageFile = async (ctx: Context) => {
     const image: ImageRecord = ctx.state.image;
-    if (image.manifest.state !== 'unactivated') throw filesImmutable(image.uuid);
-    const expect = parseFileQuery(ctx, config.max_upload_bytes);
-    let record: ImageRecord;
-    try {
-      record = await writer.addFile(image.uuid, { source: ctx.req, ...expect }, ({ manifest }) => {
-        if (manifest.state !== 'unactivated') throw filesImmutable(image.uuid);
-      });
-    } catch (err) {
-      // A refused upload is left unread: the connection cannot carry another request.
-      if (!ctx.req.complete) ctx.res.shouldKeepAlive = false;
-      throw err;
-    }
-    reply(ctx, record);
+    const { compression, expect } = parseFileQuery(ctx, config.max_upload_bytes);
+    reply(ctx, await writer.addFile(image.uuid, { source: ctx.req, compression, expect }, by(ctx)));
   };
 
+  /**
+   * On a server with channels, DeleteImage takes the image out of the
+   * request's channel, and deletes it only when that was its last one,
+   * for channel=*, or with force_all_channels=true.
+   */
   const apiDeleteImage = async (ctx: Context) => {
     const image: ImageRecord = ctx.state.image;
-    const dependents = store.dependents(image.uuid);
-    if (dependents.length > 0) {
-      throw new ApiError('ImageHasDependentImages', 422,
-        `image "${image.uuid}" is the origin of ${dependents.map((d) => d.uuid).join(', ')}`);
+    const pick = ctx.state.channel as { name?: string } | undefined;
+    const others = channels && pick?.name !== undefined ? channels.of(image.manifest).filter((c) => c !== pick.name) : [];
+    if (channels && pick?.name !== undefined && others.length > 0 && ctx.query.force_all_channels !== 'true') {
+      await writer.change(image.uuid, channelRemoval(channels, pick.name), by(ctx));
+    } else {
+      await writer.remove(image.uuid, by(ctx));
     }
-    await writer.remove(image.uuid, by(ctx));
     ctx.status = 204;
   };
 
-  router.post('CreateImage', '/images', reqWriter, apiCreateImage);
+  const anyChannel = reqChannel(channels, true);
+  router.post('CreateImage', '/images', reqWriter, reqChannel(channels, false), apiCreateImage);
   router.post('ImageAction', '/images/:uuid', reqWriter, apiImageAction);
-  router.put('AddImageFile', '/images/:uuid/file', reqWriter, reqImage, apiAddImageFile);
-  router.delete('DeleteImage', '/images/:uuid', reqWriter, reqImage, apiDeleteImage);
+  router.put('AddImageFile', '/images/:uuid/file', reqWriter, anyChannel, reqImage, apiAddImageFile);
+  router.delete('DeleteImage', '/images/:uuid', reqWriter, anyChannel, reqImage, apiDeleteImage);
+}
+
+/** ChannelAddImage's body: {"channel": NAME}, a configured channel. */
+function bodyChannel(channels: Channels, body: unknown): string {
+  const value = (body as { channel?: unknown } | undefined)?.channel;
+  if (value === undefined) {
+    throw errors.ValidationFailed('no "channel" to add the image to', { errors: [{ field: 'channel', code: 'MissingParameter' }] });
+  }
+  const pick = channels.pick(value, false);
+  return (pick as { name: string }).name;
 }
 
 function parseFileQuery(ctx: Context, maxBytes: number) {
   const { compression, sha1, size } = ctx.query;
-  if (compression === undefined) throw InvalidParameter('missing "compression"', [{ field: 'compression', code: 'MissingParameter' }]);
+  if (compression === undefined) {
+    throw errors.InvalidParameter('missing "compression"', { errors: [{ field: 'compression', code: 'MissingParameter' }] });
+  }
   if (typeof compression !== 'string' || !(COMPRESSIONS as readonly string[]).includes(compression)) {
-    throw InvalidParameter(`invalid compression "${String(compression)}": must be one of ${COMPRESSIONS.join(', ')}`,
-      [{ field: 'compression', code: 'Invalid' }]);
+    throw invalidParameter('compression', `invalid compression "${String(compression)}": must be one of ${COMPRESSIONS.join(', ')}`);
   }
   const expect: { sha1?: string; size?: number; maxBytes: number } = { maxBytes };
   if (sha1 !== undefined) {
-    if (typeof sha1 !== 'string' || !/^[0-9a-fA-F]{40}$/.test(sha1)) throw InvalidParameter(`invalid sha1 "${String(sha1)}"`, [{ field: 'sha1', code: 'Invalid' }]);
+    if (typeof sha1 !== 'string' || !/^[0-9a-fA-F]{40}$/.test(sha1)) throw invalidParameter('sha1', `invalid sha1 "${String(sha1)}"`);
     expect.sha1 = sha1.toLowerCase();
   }
   if (size !== undefined) {
-    if (typeof size !== 'string' || !/^\d{1,15}$/.test(size)) throw InvalidParameter(`invalid size "${String(size)}"`, [{ field: 'size', code: 'Invalid' }]);
+    if (typeof size !== 'string' || !/^\d{1,15}$/.test(size)) throw invalidParameter('size', `invalid size "${String(size)}"`);
     expect.size = Number(size);
   }
   const declared = Number(ctx.get('content-length') || NaN);
   if (declared > maxBytes || (expect.size ?? 0) > maxBytes) {
-    throw new ApiError('Upload', 400, `the file is larger than the ${maxBytes} bytes allowed`);
+    throw errors.Upload(`the file is larger than the ${maxBytes} bytes allowed`);
   }
   return { compression: compression as Compression, expect };
 }

@@ -4,16 +4,16 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Metrics } from '../metrics.js';
+import type { Registry } from 'prom-client';
 import { reqCredentials } from '../middleware/auth.js';
 
 export type MetricsAccess = 'public' | 'auth' | 'off';
 
-export function mountMetrics(router: Router, metrics: Metrics, access: MetricsAccess): void {
+export function mountMetrics(router: Router, registry: Registry, access: MetricsAccess): void {
   if (access === 'off') return;
   const steps = access === 'auth' ? [reqCredentials('reading metrics')] : [];
   router.get('GetMetrics', '/metrics', ...steps, async (ctx: Context) => {
-    ctx.type = metrics.registry.contentType;
-    ctx.body = await metrics.registry.metrics();
+    ctx.type = registry.contentType;
+    ctx.body = await registry.metrics();
   });
 }

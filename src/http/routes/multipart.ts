@@ -5,39 +5,37 @@
  * that same single step; without it the image waits, unactivated.
  */
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { Context } from 'koa';
-import { InvalidParameter } from '../../errors.js';
+import { ApiError, errors, invalidParameter } from '../../errors.js';
 import { isCompression } from '../../manifest/normalize.js';
-import { activatedManifest, importedManifest, type PublishDefaults } from '../../manifest/publish.js';
+import { importedManifest, type PublishDefaults } from '../../manifest/publish.js';
+import { activated } from '../../manifest/states.js';
 import { isObject, type Compression, type JsonObject } from '../../manifest/types.js';
-import { withHistory } from '../../store/sidecar.js';
 import { sniffStream } from '../../store/sniff.js';
 import type { ImageRecord } from '../../store/store.js';
-import type { ImageWriter } from '../../store/writer.js';
+import type { ImageWriter, Provenance } from '../../store/writer.js';
 
 export interface MultipartDeps {
   writer: ImageWriter;
   defaults: PublishDefaults;
   maxBytes: number;
-  /** Refuses a manifest whose uuid is taken or whose origin is unknown. */
-  checkNew: (manifest: JsonObject) => void;
-  by: string;
+  provenance: Provenance;
 }
 
 const MANIFEST_LIMIT = 1024 * 1024;
 
-const tooLarge = () => InvalidParameter('the "manifest" part is too large', [{ field: 'manifest', code: 'Invalid' }]);
+const tooLarge = () => invalidParameter('manifest', 'the "manifest" part is too large');
 
 function parseManifestPart(value: string): JsonObject {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
   } catch (err) {
-    throw InvalidParameter(`the "manifest" part is not JSON: ${(err as Error).message}`, [{ field: 'manifest', code: 'Invalid' }]);
+    throw invalidParameter('manifest', `the "manifest" part is not JSON: ${(err as Error).message}`);
   }
-  if (!isObject(parsed)) throw InvalidParameter('the "manifest" part must be a JSON object', [{ field: 'manifest', code: 'Invalid' }]);
+  if (!isObject(parsed)) throw invalidParameter('manifest', 'the "manifest" part must be a JSON object');
   return parsed;
 }
 
@@ -53,31 +51,69 @@ async function readManifestFile(stream: Readable): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** What a busboy error means to the client: a body cut short, or one that is not multipart. */
+function formError(err: Error): ApiError {
+  if (err instanceof ApiError) return err;
+  if (/^Unexpected end of (form|file)$/.test(err.message)) {
+    return errors.Download('the multipart body ended before its closing boundary');
+  }
+  return errors.InvalidParameter(`malformed multipart body: ${err.message}`);
+}
+
+/**
+ * The file part's bytes, ending only once the whole form has been read and
+ * found sound: a second "file" part, a truncated form or a hang-up after
+ * the file must stop the import before it publishes anything.
+ */
+function wholeFormFile(part: Readable, formEnd: Promise<void>): Readable {
+  return Readable.from((async function* fileThenFormEnd() {
+    yield* part.iterator({ destroyOnReturn: false });
+    await formEnd;
+  })(), { objectMode: false });
+}
+
 export function createFromMultipart(ctx: Context, deps: MultipartDeps): Promise<ImageRecord> {
+  let bb: busboy.Busboy;
+  try {
+    // files: the manifest may come as a file part too.
+    bb = busboy({ headers: ctx.req.headers, limits: { files: 2, fields: 8, fieldSize: MANIFEST_LIMIT } });
+  } catch (err) {
+    return Promise.reject(errors.InvalidHeader(`unusable Content-Type for a multipart upload: ${(err as Error).message}`));
+  }
+  const form = bb;
   return new Promise((resolve, reject) => {
     let manifest: Promise<JsonObject> | undefined;
-    let sawFile = false;
+    let file: Readable | undefined;
+    let formSettled: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+    const formEnd = new Promise<void>((res, rej) => (formSettled = { resolve: res, reject: rej }));
+    // Awaited only once a file part arrives.
+    formEnd.catch(() => undefined);
+    // The rest of the upload is not wanted; destroying the parser fails
+    // whatever is still reading a part, so its import cleans up.
     const fail = (err: unknown) => {
-      // The rest of the upload is not wanted: close the connection after answering
-      // (through the response itself: the error middleware replaces the headers).
-      ctx.req.unpipe(bb);
-      ctx.res.shouldKeepAlive = false;
+      ctx.req.unpipe(form);
+      formSettled!.reject(err);
+      form.destroy();
       reject(err);
     };
     // A bad manifest is refused as soon as it is read, file part or not; and
     // nothing throws inside busboy's events, which would kill the process.
     const takeManifest = (text: Promise<string>) => {
+      if (manifest) {
+        fail(invalidParameter('manifest', 'the upload has more than one "manifest" part'));
+        return;
+      }
       manifest = text.then(parseManifestPart);
       manifest.catch(fail);
     };
-    // files: the manifest may come as a file part too.
-    const bb = busboy({ headers: ctx.req.headers, limits: { files: 2, fields: 8, fieldSize: MANIFEST_LIMIT } });
-    bb.on('field', (name, value, info) => {
+    const tooManyFiles = () => fail(invalidParameter('file', 'the upload has more than one "file" part'));
+    form.on('field', (name, value, info) => {
       if (name !== 'manifest') return;
       if (info.valueTruncated) fail(tooLarge());
       else takeManifest(Promise.resolve(value));
     });
-    bb.on('file', (name, stream) => {
+    form.on('file', (name, stream) => {
+      stream.on('error', (err) => fail(formError(err)));
       if (name === 'manifest') {
         takeManifest(readManifestFile(stream));
         return;
@@ -86,20 +122,33 @@ export function createFromMultipart(ctx: Context, deps: MultipartDeps): Promise<
         stream.resume();
         return;
       }
-      sawFile = true;
+      if (file) {
+        stream.resume();
+        tooManyFiles();
+        return;
+      }
+      file = wholeFormFile(stream, formEnd);
+      file.on('error', (err) => fail(formError(err)));
       if (!manifest) {
         stream.resume();
-        fail(InvalidParameter('the "manifest" part must come before the "file" part', [{ field: 'manifest', code: 'MissingParameter' }]));
+        fail(invalidParameter('manifest', 'the "manifest" part must come before the "file" part', 'MissingParameter'));
         return;
       }
       // A manifest file part may still be finishing when the next part starts.
-      manifest.then((raw) => publish(ctx, deps, raw, stream)).then(resolve, fail);
+      const source = file;
+      manifest.then((raw) => publish(ctx, deps, raw, source)).then(resolve, fail);
     });
-    bb.on('close', () => {
-      if (!sawFile) fail(InvalidParameter('the upload has no "file" part', [{ field: 'file', code: 'MissingParameter' }]));
+    form.on('filesLimit', tooManyFiles);
+    form.on('close', () => {
+      if (!file) fail(invalidParameter('file', 'the upload has no "file" part', 'MissingParameter'));
+      else formSettled!.resolve();
     });
-    bb.on('error', (err) => fail(InvalidParameter(`malformed multipart body: ${(err as Error).message}`)));
-    ctx.req.pipe(bb);
+    form.on('error', (err) => fail(formError(err as Error)));
+    // pipe() leaves the parser waiting forever when the client hangs up.
+    ctx.req.once('close', () => {
+      if (!ctx.req.complete) form.destroy(errors.Download('the client went away before the upload ended'));
+    });
+    ctx.req.pipe(form);
   });
 }
 
@@ -107,20 +156,19 @@ async function publish(ctx: Context, deps: MultipartDeps, raw: JsonObject, strea
   const uuid = typeof raw.uuid === 'string' ? raw.uuid : randomUUID();
   const described = Array.isArray(raw.files) && isObject(raw.files[0]) ? raw.files[0] : {};
   let manifest = importedManifest({ ...raw, uuid }, uuid, deps.defaults);
-  deps.checkNew(manifest);
-  if (ctx.query.activate === 'true') manifest = activatedManifest(manifest, new Date());
+  if (ctx.query.activate === 'true') manifest = activated(manifest, new Date());
   let compression: Compression | undefined = isCompression(described.compression) ? described.compression : undefined;
   const asked = ctx.query.compression;
   if (!compression && asked !== undefined) {
-    if (!isCompression(asked)) throw InvalidParameter(`invalid compression "${String(asked)}"`, [{ field: 'compression', code: 'Invalid' }]);
+    if (!isCompression(asked)) throw invalidParameter('compression', `invalid compression "${String(asked)}"`);
     compression = asked;
   }
-  let source = stream;
-  if (!compression) ({ compression, stream: source } = await sniffStream(stream));
   const expect: { sha1?: string; size?: number; maxBytes: number } = { maxBytes: deps.maxBytes };
   if (typeof described.sha1 === 'string') expect.sha1 = described.sha1;
   if (typeof described.size === 'number') expect.size = described.size;
-  const sidecar = withHistory({ source: { via: 'http-multipart' } }, 'created', deps.by);
-  return deps.writer.create(manifest, ctx.query.activate === 'true' ? withHistory(sidecar, 'activated', deps.by) : sidecar,
-    { source, compression, expect });
+  // Refused before a byte of the file is read (or sniffed).
+  await deps.writer.check(manifest, { file: { compression: compression ?? 'none', expect } });
+  let source = stream;
+  if (!compression) ({ compression, stream: source } = await sniffStream(stream));
+  return deps.writer.create(manifest, deps.provenance, { file: { source, compression, expect } });
 }

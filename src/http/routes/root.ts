@@ -4,7 +4,7 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/config.js';
 import { publicBaseUrl } from '../base-url.js';
 import { jsonBody, sendJson } from '../json.js';
 import { openApiDocument } from '../openapi.js';
@@ -14,7 +14,7 @@ const ENDPOINTS = ['GET /ping', 'GET /images', 'GET /images/:uuid', 'GET /images
   'GET /datasets', 'GET /datasets/:uuid', 'GET /datasets/:uuid/:path', 'GET /openapi.json'];
 
 export function mountRoot(router: Router, deps: { config: Readonly<Config>; version: string }): void {
-  const openapi = jsonBody(openApiDocument(deps.version));
+  const openapi = jsonBody(openApiDocument(deps.version, { channels: deps.config.channels !== undefined }));
   const catalog = mountUi(router, { version: deps.version });
 
   router.get('Root', '/', (ctx: Context) => {

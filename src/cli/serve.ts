@@ -1,17 +1,19 @@
 /*
- * Wiring: config → logger → store → app → listener → signals. The only
- * module that knows every other one.
+ * `image-server serve`: config → logger → store → app → listener →
+ * signals. The wiring of the server, and the only module that knows every
+ * other part of it.
  */
-import { ConfigError, loadConfig, type Config } from './config.js';
-import { Credentials } from './credentials.js';
-import { createApp } from './http/app.js';
-import { Metrics } from './http/metrics.js';
-import { listen } from './http/server.js';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { Credentials } from '../credentials.js';
+import { createApp } from '../http/app.js';
+import { listen } from '../http/server.js';
 import { startJobs } from './jobs.js';
-import { createLogger, type Logger } from './log.js';
-import { ImageStore } from './store/store.js';
-import { ImageWriter } from './store/writer.js';
-import { VERSION } from './version.js';
+import { createLogger, type Logger } from '../log.js';
+import { registerStoreMetrics } from '../store/metrics.js';
+import { ImageStore } from '../store/store.js';
+import { ImageWriter } from '../store/writer.js';
+import { VERSION } from '../version.js';
 
 /** The server's parts, built from the configuration; tests build theirs the same way. */
 export async function assemble(config: Readonly<Config>, log: Logger) {
@@ -20,23 +22,31 @@ export async function assemble(config: Readonly<Config>, log: Logger) {
     log,
     scanIntervalMs: config.scan_interval_ms,
     fullScanIntervalMs: config.full_scan_interval_ms,
+    watchFs: config.watch_fs,
+    md5RateMBps: config.md5_rate_mb_s,
+    md5WaitMs: config.md5_wait_ms,
   });
   const credentials = new Credentials(config);
   const writer = new ImageWriter(store);
-  const metrics = new Metrics(store, writer);
+  // A registry of our own, never prom-client's global one: two servers in one process (tests) never mix.
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'image_server_' });
+  registerStoreMetrics(registry, store, writer, config.metrics !== 'public');
   // Loaded only when configured: a server that runs alone never loads etcd3.
   const cluster = config.cluster
-    ? (await import('./cluster/start.js')).createCluster({ config, store, writer, log, version: VERSION, metrics })
+    ? (await import('../cluster/start.js')).createCluster({ config, store, writer, log, version: VERSION, registry })
     : undefined;
-  const app = createApp({ config, store, writer, credentials, metrics, log, version: VERSION, cluster });
-  return { store, writer, credentials, metrics, cluster, app };
+  const app = createApp({ config, store, writer, credentials, registry, log, version: VERSION, cluster });
+  return { store, writer, credentials, registry, cluster, app };
 }
 
 export async function serve(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.loglevel);
   const { store, writer, credentials, cluster, app } = await assemble(config, log);
-  const listening = await listen(app, config);
+  // A cluster member first applies what the index says (deletions, states), so it never serves what the cluster removed meanwhile.
   cluster?.start();
+  await cluster?.ready();
+  const listening = await listen(app, config);
   const stopJobs = startJobs(store, writer, config, log);
   log.info({ where: listening.where, serve_dir: config.serve_dir, version: VERSION }, 'listening');
 

@@ -4,13 +4,13 @@
  * upstream image sources the configuration lists. Returns the one
  * function that stops them all.
  */
-import type { Config } from './config.js';
-import type { Logger } from './log.js';
-import { startMirrors } from './mirror/service.js';
-import { reapUnactivated } from './store/reaper.js';
-import { startScrub } from './store/scrub.js';
-import type { ImageStore } from './store/store.js';
-import type { ImageWriter } from './store/writer.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log.js';
+import { startMirrors } from '../mirror/service.js';
+import { reapUnactivated } from '../store/reaper.js';
+import { startScrub } from '../store/scrub.js';
+import type { ImageStore } from '../store/store.js';
+import type { ImageWriter } from '../store/writer.js';
 
 const REAP_INTERVAL_MS = 10 * 60_000;
 const HOUR_MS = 3_600_000;
