@@ -233,7 +233,8 @@ export function writeCatalog(root: string, n: number): CatalogImage[] {
     };
     if (!unactivated) manifest.published_at = image.published_at;
     if (image.origin) manifest.origin = image.origin;
-    if (image.type === 'zvol') manifest.requirements = { brand: 'bhyve' };
+    // What imgmanifest requires of a zvol, which the server holds every folder to.
+    if (image.type === 'zvol') Object.assign(manifest, { requirements: { brand: 'bhyve' }, image_size: 10240, nic_driver: 'virtio', disk_driver: 'virtio', cpu_type: 'host' });
     if (image.type === 'docker') manifest.tags = { 'docker:repo': 'library/redis', 'docker:id': `sha256:${sha1(image.uuid)}${sha1(image.uuid).slice(0, 24)}` };
     writeImage(root, manifest, { bytes: files.get(image.uuid)!, fileName: 'file0.zfs', md5: true });
   }

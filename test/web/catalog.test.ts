@@ -11,6 +11,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { REPO_ROOT, tmpDir } from '../helpers/images.js';
 import { OPERATOR, OPERATOR_AUTH, startServer, type TestServer } from '../helpers/server.js';
+import { UI_ASSETS } from '../../src/http/routes/ui.js';
 import { request } from '../http/kit.js';
 import {
   assertOnlyOrigin, browserTest, catalogReady, counts, drawnRows, openBrowser, outFile, writeCatalog, type Browsing, type CatalogImage,
@@ -25,6 +26,15 @@ declare const requestAnimationFrame: any;
 type HTMLElement = any;
 
 const N = 2000;
+
+/** The files of web/, as paths relative to it, sorted. */
+function webFiles(): string[] {
+  const dir = path.join(REPO_ROOT, 'web');
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .sort();
+}
 
 /* One server for the whole file: writing and loading 2,000 images once is enough. */
 const cleanups: (() => unknown)[] = [];
@@ -378,7 +388,7 @@ browserTest('on a phone the catalog and the image page fit the screen', async (t
   assertOnlyOrigin(t, b.requests, srv.url);
 });
 
-test('the page and its files: content types, caching, a CSP that allows this server only; JSON clients still get JSON', async (t) => {
+test('the page and its modules: content types, caching under one release hash, a CSP that allows this server only; JSON clients still get JSON', async (t) => {
   const { srv } = await served();
   const page = await request(`${srv.url}/`, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
   t.is(page.status, 200);
@@ -387,6 +397,7 @@ test('the page and its files: content types, caching, a CSP that allows this ser
   const csp = String(page.headers['content-security-policy']);
   t.regex(csp, /default-src 'none'/);
   t.regex(csp, /connect-src 'self'/);
+  t.regex(csp, /script-src 'self'(;|$)/, 'modules from this server only, no inline script');
   t.notRegex(csp, /https?:|\*/, 'no other host is allowed');
   t.is(page.headers['x-frame-options'], 'DENY');
   const html = page.body.toString('utf8');
@@ -396,31 +407,57 @@ test('the page and its files: content types, caching, a CSP that allows this ser
   const again = await request(`${srv.url}/`, { headers: { accept: 'text/html', 'if-none-match': String(page.headers.etag) } });
   t.is(again.status, 304);
 
-  const assets = [...html.matchAll(/(?:src|href)="(ui\/[^"]+)"/g)].map((m) => m[1]!);
-  t.deepEqual([...new Set(assets.map((a) => a.split('?')[0]))].sort(), ['ui/app.css', 'ui/app.js', 'ui/icon.svg']);
+  // The page links its script, style and icon under one release hash.
+  const linked = [...html.matchAll(/(?:src|href)="(ui\/[^"]+)"/g)].map((m) => m[1]!);
+  const releases = new Set(linked.map((a) => a.split('/')[1]));
+  t.is(releases.size, 1, 'one release hash for every file');
+  const release = [...releases][0]!;
+  t.regex(release, /^[0-9a-f]{16}$/);
+  t.deepEqual([...new Set(linked.map((a) => a.split('/').slice(2).join('/')))].sort(), ['app.css', 'icon.svg', 'main.js']);
+  t.regex(html, new RegExp(`<script type="module" src="ui/${release}/main.js"></script>`));
+  t.notRegex(html, /<script(?![^>]*type="module")/, 'no classic script');
+
+  // Every file in web/ but the page itself is served under that release, and nothing else is.
+  const onDisk = webFiles().filter((f) => f !== 'index.html');
+  t.deepEqual(onDisk, [...UI_ASSETS].sort(), 'UI_ASSETS names every file of web/');
   const types: Record<string, RegExp> = { js: /^text\/javascript; charset=utf-8$/, css: /^text\/css; charset=utf-8$/, svg: /^image\/svg\+xml/ };
-  for (const asset of new Set(assets)) {
+  for (const name of onDisk) {
+    const asset = `ui/${release}/${name}`;
     const res = await request(`${srv.url}/${asset}`);
     t.is(res.status, 200, asset);
-    t.regex(String(res.headers['content-type']), types[asset.split('?')[0]!.split('.').pop()!]!, asset);
+    t.regex(String(res.headers['content-type']), types[name.split('.').pop()!]!, asset);
     t.is(res.headers['cache-control'], 'public, max-age=31536000, immutable', asset);
     t.is(res.headers['x-content-type-options'], 'nosniff');
-    const file = fs.readFileSync(path.join(REPO_ROOT, 'web', asset.split('?')[0]!.slice('ui/'.length)));
-    t.deepEqual(res.body, file);
-    const unversioned = await request(`${srv.url}/${asset.split('?')[0]}`);
-    t.is(unversioned.headers['cache-control'], 'no-cache', 'without the hash: revalidate');
-    const revalidated = await request(`${srv.url}/${asset.split('?')[0]}`, { headers: { 'if-none-match': String(unversioned.headers.etag) } });
+    const file = fs.readFileSync(path.join(REPO_ROOT, 'web', name));
+    t.deepEqual(res.body, file, `${asset}: the file as it is on disk`);
+    const stale = await request(`${srv.url}/ui/0123456789abcdef/${name}`);
+    t.is(stale.status, 200, `${name} under another release`);
+    t.deepEqual(stale.body, file);
+    t.is(stale.headers['cache-control'], 'no-cache', 'under another release: revalidate');
+    const revalidated = await request(`${srv.url}/ui/0123456789abcdef/${name}`, { headers: { 'if-none-match': String(stale.headers.etag) } });
     t.is(revalidated.status, 304);
     const head = await request(`${srv.url}/${asset}`, { method: 'HEAD' });
     t.is(head.status, 200);
     t.is(head.headers['content-length'], String(file.length));
   }
-  for (const missing of ['/ui/index.html', '/ui/..%2fpackage.json', '/ui/nope.js', '/ui/']) {
+  // Each module imports only files served beside it, by a relative URL under the same release.
+  for (const name of onDisk.filter((f) => f.endsWith('.js'))) {
+    const js = fs.readFileSync(path.join(REPO_ROOT, 'web', name), 'utf8');
+    for (const [, spec] of js.matchAll(/^import [^'"]*'([^']+)';$/gm)) {
+      t.regex(spec!, /^\.\.?\//, `${name} imports ${spec} relatively`);
+      const target = path.posix.join(path.posix.dirname(name), spec!);
+      t.true(onDisk.includes(target), `${name} imports ${target}, which is served`);
+    }
+  }
+  for (const missing of ['/ui/index.html', `/ui/${release}/index.html`, `/ui/${release}/..%2fpackage.json`, `/ui/${release}/nope.js`,
+    `/ui/${release}/views/main.js`, `/ui/${release}/views`, '/ui/app.js', '/ui/']) {
     t.is((await request(`${srv.url}${missing}`)).status, 404, missing);
   }
   // The page's scripts use no eval, no inline handlers and no foreign URL.
-  const js = fs.readFileSync(path.join(REPO_ROOT, 'web', 'app.js'), 'utf8');
-  t.notRegex(js, /\beval\(|new Function|innerHTML|https?:\/\//);
+  for (const name of onDisk.filter((f) => f.endsWith('.js'))) {
+    const js = fs.readFileSync(path.join(REPO_ROOT, 'web', name), 'utf8');
+    t.notRegex(js, /\beval\(|new Function|innerHTML|https?:\/\//, name);
+  }
   const css = fs.readFileSync(path.join(REPO_ROOT, 'web', 'app.css'), 'utf8');
   t.notRegex(css, /@import|url\(|@font-face/);
 
