@@ -34,6 +34,14 @@ export interface ImageRecord {
   publishedMs: number;
   /** Changes whenever anything this record was read from changes. */
   stamp: string;
+  /** Files whose manifest names another compression than their bytes show; served as the bytes say. */
+  relabelled?: Relabelled[];
+}
+
+export interface Relabelled {
+  file: string;
+  labelled: string;
+  actual: Compression;
 }
 
 export type LoadResult =
@@ -141,6 +149,12 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
 
   const sidecar = parseSidecar(sidecarFile?.text, problems);
   const legacyFacts = legacy ?? legacyFrom(sidecar);
+  // A file that did not come in through this server's writer (a folder
+  // another server or tool wrote) may carry a label derived from its name,
+  // and imgadm trusts the label: a magic number that says otherwise wins.
+  // Bytes with none keep their label (a raw zfs stream has no magic).
+  const foreign = typeof sidecar.uploaded_at !== 'string';
+  const relabelled: Relabelled[] = [];
   const files: StoredFile[] = [];
   manifest.files.forEach((mf, i) => {
     const name = sidecar.files?.[i]?.name ?? paths[i] ?? defaultFileName(layout, uuid);
@@ -151,7 +165,15 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
     }
     const md5 = sidecar.files?.[i]?.md5;
     if (typeof md5 === 'string') file.md5 = md5;
-    if (unknownCompression.includes(i)) mf.compression = sniffCompression(layout.filePath(uuid, file.name));
+    if (unknownCompression.includes(i)) {
+      mf.compression = sniffCompression(layout.filePath(uuid, file.name)) ?? 'none';
+    } else if (foreign) {
+      const actual = sniffCompression(layout.filePath(uuid, file.name));
+      if (actual && actual !== 'none' && actual !== mf.compression) {
+        relabelled.push({ file: file.name, labelled: mf.compression, actual });
+        mf.compression = actual;
+      }
+    }
     files.push(file);
   });
   if (isActivated(manifest.state) && problems.length > 0) return { ok: false, problems, stamp };
@@ -159,7 +181,10 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
   const publishedMs = manifest.published_at ? Date.parse(manifest.published_at) : 0;
   return {
     ok: true,
-    record: { uuid, manifest, legacy: legacyFacts, files: problems.length > 0 ? [] : files, publishedMs, stamp },
+    record: {
+      uuid, manifest, legacy: legacyFacts, files: problems.length > 0 ? [] : files, publishedMs, stamp,
+      ...(relabelled.length > 0 ? { relabelled } : {}),
+    },
   };
 }
 
@@ -226,11 +251,19 @@ function isInside(realRoot: string, p: string): boolean {
   }
 }
 
-function sniffCompression(p: string): Compression {
+/** The compression the file's first bytes show; undefined if it cannot be read (the stat passed, so rarely). */
+function sniffCompression(p: string): Compression | undefined {
   const head = Buffer.alloc(SNIFF_BYTES);
-  const fd = fs.openSync(p, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(p, 'r');
+  } catch {
+    return undefined;
+  }
   try {
     fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
+  } catch {
+    return undefined;
   } finally {
     fs.closeSync(fd);
   }

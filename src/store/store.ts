@@ -457,6 +457,10 @@ export class ImageStore extends EventEmitter {
       }
       this.images.set(uuid, result.record);
       if (!known) this.log.debug({ uuid }, 'image loaded');
+      for (const r of result.record.relabelled ?? []) {
+        this.log.warn({ uuid, file: r.file, labelled: r.labelled, actual: r.actual },
+          'the manifest labels this file\'s compression wrongly; it is served as the bytes say');
+      }
       return true;
     }
     const hadImage = this.forget(uuid);

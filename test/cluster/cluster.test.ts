@@ -10,9 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { ExecutionContext } from 'ava';
 import { Range } from 'etcd3';
-import { v2Manifest, writeImage } from '../helpers/images.js';
+import { sha1, v2Manifest, writeImage } from '../helpers/images.js';
 import { testNeeding } from '../helpers/system-tools.js';
 import { IMAGE_SERVER } from '../cli/spawn.js';
 import { assertSchema } from '../http/kit.js';
@@ -68,6 +69,16 @@ test.serial('publish, delete and state changes on any server reach every server'
     const direct = writeImage(c.serveDir, v2Manifest(bytes), { bytes });
     measured(t, 'image written into C\'s serve_dir → served by A and B',
       await servedEverywhere([a, b], { uuid: direct.uuid, sha1: direct.sha1 }));
+
+    // A folder another tool wrote labels its gzip file "none" (a label from the file name): C serves
+    // and registers it as the bytes say, so A and B store and list it as gzip too.
+    const gz = gzipSync(randomBytes(16 * 1024));
+    const mislabelled = writeImage(c.serveDir, v2Manifest(gz, { files: [{ sha1: sha1(gz), size: gz.length, compression: 'none' }] }),
+      { bytes: gz });
+    await servedEverywhere([a, b], mislabelled);
+    for (const n of [a, b, c]) t.is((await n.image(mislabelled.uuid))?.files[0].compression, 'gzip', `listed as gzip on ${n.name}`);
+    t.true(c.child.logs.some((r) => r.uuid === mislabelled.uuid && r.labelled === 'none' && r.actual === 'gzip'),
+      'C warned that the label was wrong');
 
     // Disable on C → disabled everywhere.
     t.is((await call(c.url, 'POST', `/images/${img.uuid}?action=disable`)).status, 200);

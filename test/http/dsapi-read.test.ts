@@ -6,10 +6,13 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { portOf, rawRequest } from '../helpers/raw-http.js';
 import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
-import { fixture, sha1, tmpDir, v1Manifest, writeImage, type ImageOnDisk } from '../helpers/images.js';
+import { fixture, sha1, tmpDir, v1Manifest, v2Manifest, writeImage, type ImageOnDisk } from '../helpers/images.js';
 import { addImage, assertJson, assertSchema, json, request, uuidsOf } from './kit.js';
 
 const imgmanifest = createRequire(import.meta.url)('imgmanifest') as {
@@ -109,6 +112,27 @@ test('an .xz file without compression in the manifest is served with compression
   await assertUpgradesToImgapi(t, srv.url, ds);
   const plainDs = await dataset(t, srv.url, plain.uuid);
   t.is(plainDs.files[0].compression, 'none');
+});
+
+test('a magic number that contradicts the label of a file written by another tool wins; a label with no magic to contradict it stands', async (t) => {
+  const root = tmpDir(t);
+  const gz = gzipSync(randomBytes(2000));
+  // A v1 manifest whose writer derived "none" from the file name.
+  const v1 = v1Image(root, 'named-plain.zfs', {}, gz);
+  (v1.manifest.files as Record<string, unknown>[])[0]!.compression = 'none';
+  fs.writeFileSync(path.join(v1.dir, 'manifest.json'), JSON.stringify(v1.manifest));
+  const v2 = writeImage(root, v2Manifest(gz, { files: [{ sha1: sha1(gz), size: gz.length, compression: 'bzip2' }] }), { bytes: gz });
+  // Random bytes have no magic number: the label stands.
+  const noise = randomBytes(900);
+  const plain = writeImage(root, v2Manifest(noise), { bytes: noise });
+  const srv = await startServer(t, { serveDir: root });
+  const ds = await dataset(t, srv.url, v1.uuid);
+  t.is(ds.files[0].compression, 'gzip');
+  await assertUpgradesToImgapi(t, srv.url, ds);
+  t.is(json(await request(`${srv.url}/images/${v2.uuid}`)).files[0].compression, 'gzip');
+  t.is(json(await request(`${srv.url}/images/${plain.uuid}`)).files[0].compression, 'gzip');
+  t.is(JSON.parse(fs.readFileSync(path.join(v1.dir, 'manifest.json'), 'utf8')).files[0].compression, 'none',
+    'the folder itself is left as its writer made it');
 });
 
 test('the url base is prefix + Host + suffix', async (t) => {
