@@ -10,8 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { loadConfig } from '../config/config.js';
 import { CliError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { channelsOf } from '../http/channels.js';
-import { channelAdding, channelRemoval, type Channels } from '../manifest/channels.js';
+import { Channels, channelAdding, channelRemoval } from '../manifest/channels.js';
 import { disabling } from '../manifest/states.js';
 import { toImgapi } from '../manifest/views.js';
 import { planPrune, prune } from '../store/prune.js';
@@ -27,7 +26,7 @@ const RESCAN_WAIT_MS = 15_000;
 async function openStore(program: Command) {
   const config = loadConfig(configPath(program.opts().config));
   const store = await ImageStore.open({ serveDir: config.serve_dir, log: createLogger('warn', process.stderr), watch: false });
-  return { store, writer: new ImageWriter(store), channels: channelsOf(config) };
+  return { store, writer: new ImageWriter(store), channels: Channels.configured(config.channels) };
 }
 
 /** The configured channel NAME, or why it is not one. */

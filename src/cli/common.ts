@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { Config } from '../config/config.js';
 import { ApiError, CliError } from '../errors.js';
-import { channelsOf } from '../http/channels.js';
+import { Channels } from '../manifest/channels.js';
 import { ROOT_URL } from '../version.js';
 
 export function configPath(option: string | undefined): string {
@@ -35,7 +35,7 @@ export function run(program: Command): void {
  * channel; none on a server without channels, where --channel is an error.
  */
 export function landingChannel(channel: string | undefined, config: Readonly<Config>): { channel?: string } {
-  const channels = channelsOf(config);
+  const channels = Channels.configured(config.channels);
   if (!channels) {
     if (channel !== undefined) throw new CliError(`--channel ${channel}: this server has no channels (see "channels" in its configuration)`);
     return {};

@@ -15,6 +15,7 @@ import { human } from './progress.js';
 import { loadConfig } from '../config/config.js';
 import { CliError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { Channels } from '../manifest/channels.js';
 import { ImageStore } from '../store/store.js';
 import { ImageWriter } from '../store/writer.js';
 import { count, failed, Mirror, type ItemResult, type MirrorListener, type PlanEntry } from '../mirror/engine.js';
@@ -106,14 +107,16 @@ async function mirrorCommand(program: Command, url: string, opts: Options): Prom
   const config = loadConfig(configPath(program.opts().config));
   const log = createLogger('warn', process.stderr);
   const store = await ImageStore.open({ serveDir: config.serve_dir, log, watch: false });
+  const landing = landingChannel(opts.channel, config);
   const mirror = new Mirror({
     url,
     type: opts.type,
     filters: { name: opts.name, os: opts.os, imageType: opts.imageType },
     ...(opts.caFile ? { caFile: opts.caFile } : {}),
-    ...landingChannel(opts.channel, config),
+    ...landing,
   }, {
     store,
+    channels: Channels.configured(config.channels),
     writer: new ImageWriter(store),
     maxFileBytes: config.max_upload_bytes,
     // What the engine logs, the listener below says in plain words.
@@ -143,6 +146,8 @@ async function mirrorCommand(program: Command, url: string, opts: Options): Prom
       out(`would copy ${label(r)} ${human(entry?.image.size ?? 0)}${why}`);
     } else if (r.outcome === 'copied') {
       out(`copied ${label(r)}`);
+    } else if (r.outcome === 'channel-planned' || r.outcome === 'channel-added') {
+      out(`${r.outcome === 'channel-planned' ? 'would add' : 'added'} ${label(r)} to channel ${landing.channel ?? ''} (here already)`);
     } else if (r.outcome === 'failed') {
       out(`FAILED ${label(r)}: ${r.error}`);
     }
@@ -152,6 +157,7 @@ async function mirrorCommand(program: Command, url: string, opts: Options): Prom
   const parts = [
     opts.dryRun ? `${count(report, 'planned')} to copy` : `${count(report, 'copied')} copied`,
     `${present} already here`,
+    ...(count(report, 'channel-added') ? [`${count(report, 'channel-added')} added to channel ${landing.channel ?? ''}`] : []),
     ...(deleted ? [`${deleted} deleted here (not copied again)`] : []),
     `${count(report, 'failed')} failed`,
   ];

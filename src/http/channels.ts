@@ -5,14 +5,9 @@
  * sends one whenever its source URL names a channel) changes nothing.
  */
 import type { Context, Next } from 'koa';
-import type { Config } from '../config/config.js';
 import { Channels, type ChannelPick } from '../manifest/channels.js';
 import type { Manifest } from '../manifest/types.js';
 import { toImgapi } from '../manifest/views.js';
-
-export function channelsOf(config: Readonly<Config>): Channels | undefined {
-  return config.channels ? new Channels(config.channels) : undefined;
-}
 
 /**
  * Picks the request's channel (ctx.state.channel, a ChannelPick) before

@@ -29,6 +29,11 @@ export class Channels {
   readonly fallback: string | undefined;
   private readonly names: ReadonlySet<string>;
 
+  /** The channels a server is configured with; undefined for one without (it ignores `channel` parameters). */
+  static configured(list: readonly Channel[] | undefined): Channels | undefined {
+    return list ? new Channels(list) : undefined;
+  }
+
   constructor(list: readonly Channel[]) {
     this.list = list;
     this.names = new Set(list.map((c) => c.name));

@@ -24,6 +24,7 @@ import fs from 'node:fs/promises';
 import { UpstreamError } from '../fetch/errors.js';
 import type { Logger } from '../log.js';
 import { ApiError, errors } from '../errors.js';
+import { channelAdding, type Channels } from '../manifest/channels.js';
 import { publishable } from '../manifest/publish.js';
 import type { Compression } from '../manifest/types.js';
 import { SNIFF_BYTES, compressionOf } from '../store/sniff.js';
@@ -63,11 +64,14 @@ export interface EngineOptions {
   maxFileBytes?: number;
   /** The most a run's listing may take, all its answers (and retries) together. */
   maxListingBytes?: number;
+  /** This server's channels, which say what channels an image here is in (with a spec's channel). */
+  channels?: Channels | undefined;
 }
 
 export type { PlanEntry, Role };
 
-export type Outcome = 'copied' | 'present' | 'deleted' | 'failed' | 'planned';
+/** channel-added: here already, added to the run's channel; channel-planned: so in a dry run. */
+export type Outcome = 'copied' | 'present' | 'deleted' | 'failed' | 'planned' | 'channel-added' | 'channel-planned';
 
 export interface ItemResult {
   uuid: string;
@@ -228,6 +232,7 @@ export class Mirror {
     const summary = {
       copied: count(report, 'copied'),
       present: count(report, 'present'),
+      channel_added: count(report, 'channel-added'),
       failed: count(report, 'failed'),
       bytes,
       seconds: report.seconds,
@@ -293,6 +298,34 @@ export class Mirror {
     return this.opts.store.isDeleted(uuid);
   }
 
+  private outsideChannel(uuid: string): boolean {
+    const record = this.opts.store.get(uuid);
+    const { channels } = this.opts;
+    return record !== undefined && channels !== undefined && this.channel !== undefined
+      && !channels.of(record.manifest).includes(this.channel);
+  }
+
+  /**
+   * An image here that the upstream now lists in the mirrored channel joins
+   * ours, as promoting it by hand would: the upstream promoted it.
+   */
+  private async joinChannel(image: UpstreamImage, opts: RunOptions): Promise<ItemResult> {
+    const result = itemResult({ image, role: 'selected', originOf: [] }, opts.dryRun ? 'channel-planned' : 'channel-added');
+    if (opts.dryRun) return result;
+    const channel = this.channel!;
+    const log = this.log.child({ uuid: image.uuid });
+    try {
+      await this.opts.writer.change(image.uuid, channelAdding(this.opts.channels!, channel), this.provenance());
+      log.info({ name: image.name, version: image.version, channel }, 'mirror: image here added to the channel');
+    } catch (err) {
+      result.outcome = 'failed';
+      result.error = `adding it to channel ${channel}: ${(err as Error).message}`;
+      log.warn({ err: result.error }, 'mirror: cannot add image to the channel');
+    }
+    opts.listener?.finished?.(result);
+    return result;
+  }
+
   /**
    * The copies to make, origins before the images built on them (the
    * planner decides); origins not in the listing (disabled, unactivated,
@@ -300,7 +333,11 @@ export class Mirror {
    */
   private async plan(listed: UpstreamImage[], report: MirrorReport, opts: RunOptions): Promise<PlanEntry[]> {
     const origins = new Map<string, FetchedOrigin>();
-    const local: LocalState = { has: (uuid) => this.present(uuid), deleted: (uuid) => this.deletedHere(uuid) };
+    const local: LocalState = {
+      has: (uuid) => this.present(uuid),
+      deleted: (uuid) => this.deletedHere(uuid),
+      outsideChannel: (uuid) => this.outsideChannel(uuid),
+    };
     const options = { filters: this.filters, maxFileBytes: this.maxFileBytes };
     let decided = plan(listed, origins, local, options);
     while (decided.fetch.length > 0) {
@@ -316,6 +353,7 @@ export class Mirror {
       this.log.warn({ uuid: image.uuid, name: image.name, version: image.version, err: skip.error }, 'mirror: cannot mirror image');
       opts.listener?.finished?.(result);
     }
+    for (const image of decided.channelAdds) report.results.push(await this.joinChannel(image, opts));
     // Bytes an earlier run (under a larger max_upload_bytes) left waiting will never be used.
     if (!opts.dryRun) for (const image of decided.dropPartials) await this.dropPartial(image);
     return decided.copies;

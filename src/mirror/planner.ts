@@ -5,8 +5,8 @@
  * pass the filters (oldest first), walks each one's origin chain (origins
  * come along whatever their state or the filters, and are copied first;
  * a chain stops at the first image serve_dir already has), and says for
- * every picked image: copy it, it is here, it was deleted here, or why
- * it cannot be mirrored. An origin it does not know yet it asks for; the
+ * every picked image: copy it, it is here, it is here but must join the
+ * run's channel, it was deleted here, or why it cannot be mirrored. An origin it does not know yet it asks for; the
  * executor fetches those and plans again.
  */
 import { publishProblems } from '../manifest/publish.js';
@@ -28,6 +28,8 @@ export interface LocalState {
   has(uuid: string): boolean;
   /** The image was deleted here: it is not brought back. */
   deleted(uuid: string): boolean;
+  /** The image is here but not in the channel this run's copies land in. */
+  outsideChannel(uuid: string): boolean;
 }
 
 /** An origin fetched on its own: its image, or why there is none ("does not exist upstream", …). */
@@ -52,6 +54,8 @@ export interface Plan {
   copies: PlanEntry[];
   /** Picked images that are not copied, and why. */
   skips: Skip[];
+  /** Picked images here already, to be added to the run's channel (the upstream promoted them). */
+  channelAdds: UpstreamImage[];
   /** Partial downloads never to be finished (their file is over max_upload_bytes). */
   dropPartials: UpstreamImage[];
   /** Origins neither listed nor fetched: fetch them and plan again (the rest of the plan waits for them). */
@@ -67,7 +71,7 @@ export function plan(listed: readonly UpstreamImage[], origins: ReadonlyMap<stri
   const selected = listed
     .filter((i) => i.state === 'active' && matches(i, options.filters))
     .sort((a, b) => publishedMs(a) - publishedMs(b) || (a.uuid < b.uuid ? -1 : 1));
-  const result: Plan = { selected: selected.length, copies: [], skips: [], dropPartials: [], fetch: [] };
+  const result: Plan = { selected: selected.length, copies: [], skips: [], channelAdds: [], dropPartials: [], fetch: [] };
   const entries = new Map<string, PlanEntry>();
   for (const image of selected) {
     if (entries.has(image.uuid)) {
@@ -75,7 +79,8 @@ export function plan(listed: readonly UpstreamImage[], origins: ReadonlyMap<stri
       continue;
     }
     if (local.has(image.uuid)) {
-      result.skips.push({ image, outcome: 'present' });
+      if (local.outsideChannel(image.uuid)) result.channelAdds.push(image);
+      else result.skips.push({ image, outcome: 'present' });
       continue;
     }
     if (local.deleted(image.uuid)) {

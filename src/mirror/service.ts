@@ -9,6 +9,7 @@
 import type { Config } from '../config/config.js';
 import type { MirrorConfig } from '../config/mirrors.js';
 import type { Logger } from '../log.js';
+import { Channels } from '../manifest/channels.js';
 import type { ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
 import { Mirror, type EngineOptions, type MirrorReport, type MirrorSpec } from './engine.js';
@@ -52,7 +53,7 @@ export interface MirrorService {
 export function startMirrors(
   store: ImageStore,
   writer: ImageWriter,
-  config: Readonly<Pick<Config, 'mirrors' | 'max_upload_bytes'>>,
+  config: Readonly<Pick<Config, 'mirrors' | 'max_upload_bytes' | 'channels'>>,
   log: Logger,
   tuning: Partial<Omit<EngineOptions, 'store' | 'writer' | 'log'>> & { firstRunDelayMs?: number } = {},
 ): MirrorService {
@@ -62,7 +63,7 @@ export function startMirrors(
   for (const mc of config.mirrors ?? []) {
     let mirror: Mirror;
     try {
-      mirror = new Mirror(specOf(mc), { store, writer, log, maxFileBytes: config.max_upload_bytes, ...tuning });
+      mirror = new Mirror(specOf(mc), { store, writer, log, maxFileBytes: config.max_upload_bytes, channels: Channels.configured(config.channels), ...tuning });
     } catch (err) {
       log.error({ upstream: shown(mc.url), err: (err as Error).message }, 'mirror: cannot set up this upstream; it is skipped');
       continue;

@@ -42,10 +42,13 @@ interface Case {
   /** Origins fetched on their own: the image, or why it is missing. */
   fetched?: (UpstreamImage | [string, string])[];
   here?: string[];
+  /** Here, but not in the channel the run's copies land in. */
+  outside?: string[];
   deleted?: string[];
   options?: Partial<PlanOptions>;
   copies?: string[];
   skips?: string[];
+  channelAdds?: string[];
   fetch?: string[];
   drop?: string[];
 }
@@ -100,6 +103,10 @@ const CASES: [string, Case][] = [
   ['a manifest the publish rules refuse fails the image', {
     listed: [image('<b>bold</b>'), other], copies: ['other:selected'], skips: ['<b>bold</b>:failed:manifest: name'],
   }],
+  ['an image here outside the run\'s channel joins it; one here in it, or an origin, does not', {
+    listed: [app, other], here: ['app', 'other', 'mid'], outside: ['app', 'mid'],
+    copies: [], skips: ['other:present'], channelAdds: ['app'],
+  }],
   ['an origin picked in its own right is copied as picked', {
     listed: [image('child', { origin: 'parent' }), image('parent')], copies: ['parent:selected', 'child:selected'],
   }],
@@ -111,13 +118,15 @@ for (const [name, c] of CASES) {
       (Array.isArray(f) ? [uuidOf(f[0]), { missing: f[1] }] : [f.uuid, f])));
     const here = new Set((c.here ?? []).map(uuidOf));
     const deleted = new Set((c.deleted ?? []).map(uuidOf));
+    const outside = new Set((c.outside ?? []).map(uuidOf));
     const all = [...c.listed, ...(c.fetched ?? []).filter((f): f is UpstreamImage => !Array.isArray(f))];
-    const result = plan(c.listed, origins, { has: (u) => here.has(u), deleted: (u) => deleted.has(u) },
+    const result = plan(c.listed, origins, { has: (u) => here.has(u), deleted: (u) => deleted.has(u), outsideChannel: (u) => outside.has(u) },
       { filters: {}, maxFileBytes: Number.MAX_SAFE_INTEGER, ...c.options });
     t.deepEqual(result.copies.map((e) => `${e.image.name}:${e.role}`), c.copies ?? [], 'copies');
     const skips = result.skips.map((s) => `${s.image.name}:${s.outcome}${s.error ? `:${s.error}` : ''}`);
     t.is(skips.length, (c.skips ?? []).length, `skips: ${JSON.stringify(skips)}`);
     for (const [i, want] of (c.skips ?? []).entries()) t.true(skips[i]!.startsWith(want), `${skips[i]} starts with ${want}`);
+    t.deepEqual(result.channelAdds.map((i) => i.name), c.channelAdds ?? [], 'channel adds');
     t.deepEqual(result.fetch.map((u) => nameOf(u, [mid, base])), c.fetch ?? [], 'origins to fetch');
     t.deepEqual(result.dropPartials.map((i) => nameOf(i.uuid, all)), c.drop ?? [], 'partials to drop');
     for (const entry of result.copies) {
