@@ -5,7 +5,7 @@
  * sends one whenever its source URL names a channel) changes nothing.
  */
 import type { Context, Next } from 'koa';
-import { Channels, type ChannelPick } from '../manifest/channels.js';
+import type { Channels, ChannelPick } from '../manifest/channels.js';
 import type { Manifest } from '../manifest/types.js';
 import { toImgapi } from '../manifest/views.js';
 
