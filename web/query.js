@@ -8,11 +8,16 @@ export function searchWords(q) {
   return String(q ?? '').toLowerCase().split(/\s+/).filter(Boolean);
 }
 
-/** A test of a catalog record against the search words and the os, type and state filters ('' for any). */
-export function imageMatcher({ q = '', os = '', type = '', state = '' } = {}) {
+/**
+ * A test of a catalog record against the search words and the os, type,
+ * state and channel filters ('' for any). A record without channels is in
+ * `defaultChannel`, the server's default channel ('' for none).
+ */
+export function imageMatcher({ q = '', os = '', type = '', state = '', channel = '', defaultChannel = '' } = {}) {
   const words = searchWords(q);
+  const inChannel = (r) => (r.channels.length ? r.channels.includes(channel) : channel === defaultChannel);
   return (r) => (!os || r.os === os) && (!type || r.type === type) && (!state || r.state === state)
-    && (words.length === 0 || words.every((w) => r.hay.includes(w)));
+    && (!channel || inChannel(r)) && (words.length === 0 || words.every((w) => r.hay.includes(w)));
 }
 
 const IMAGE_ROUTE = /^\/image\/([0-9a-fA-F-]{36})\/?$/;

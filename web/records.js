@@ -89,3 +89,29 @@ export function catalogRows(sorted, byName, { match, group = false, expanded = n
   }
   return { rows, matched: matched.length, groups: names.size };
 }
+
+/**
+ * GET /channels' answer as a list of {name, description, default}; a
+ * server without channels answers an error or nothing of the kind, which
+ * is no channel at all.
+ */
+export function channelList(answer) {
+  if (!Array.isArray(answer)) return [];
+  return answer.filter((c) => c && typeof c === 'object' && typeof c.name === 'string' && c.name)
+    .map((c) => ({ name: c.name, description: typeof c.description === 'string' ? c.description : '', default: c.default === true }));
+}
+
+/** The default channel's name, '' when there is none. */
+export const defaultChannel = (list) => list.find((c) => c.default)?.name ?? '';
+
+/** The channels an image is in: its `channels`, or the default channel when it has none (as the server reads it). */
+export function imageChannels(channels, fallback) {
+  const named = Array.isArray(channels) ? channels.filter((c) => typeof c === 'string') : [];
+  return named.length || !fallback ? named : [fallback];
+}
+
+/** The channels of `list` an image in `channels` can still be added to, in the list's order. */
+export function joinableChannels(list, channels, fallback) {
+  const current = imageChannels(channels, fallback);
+  return list.filter((c) => !current.includes(c.name)).map((c) => c.name);
+}

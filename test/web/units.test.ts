@@ -144,6 +144,51 @@ test('search words and filters: every word must appear, in any field, whatever t
   t.false(matches({ q: 'base\u0000' }), 'the haystack separator matches no word');
 });
 
+test('the channel filter: an image in the channel, or without channels when it is the default one', (t) => {
+  const dev = records.toRecord(manifest({ channels: ['dev'] }));
+  const both = records.toRecord(manifest({ channels: ['dev', 'release'] }));
+  const none = records.toRecord(manifest({}));
+  const shown = (q: Record<string, string>) => [dev, both, none].filter(query.imageMatcher(q)).map((r) => r.channels.join('+') || 'none');
+  t.deepEqual(shown({}), ['dev', 'dev+release', 'none']);
+  t.deepEqual(shown({ channel: '' }), ['dev', 'dev+release', 'none'], 'all channels');
+  t.deepEqual(shown({ channel: 'dev' }), ['dev', 'dev+release']);
+  t.deepEqual(shown({ channel: 'release' }), ['dev+release'], 'no default channel: an image without channels is in none');
+  t.deepEqual(shown({ channel: 'release', defaultChannel: 'release' }), ['dev+release', 'none']);
+  t.deepEqual(shown({ channel: 'dev', defaultChannel: 'release' }), ['dev', 'dev+release']);
+  t.deepEqual(shown({ channel: 'nightly', defaultChannel: 'release' }), []);
+  t.deepEqual(shown({ channel: 'dev', q: 'base', os: 'smartos' }), ['dev', 'dev+release'], 'with the other filters');
+  t.deepEqual(shown({ channel: 'dev', os: 'linux' }), []);
+});
+
+test('channels: GET /channels read safely, the default one, an image\'s channels and those it can join', (t) => {
+  const list = records.channelList([
+    { name: 'release', description: 'tested', default: true }, { name: 'dev', description: 'fresh' },
+    { name: 'odd', default: 'yes' }, { name: '' }, { description: 'no name' }, null, 'x', { name: 5 },
+  ]);
+  t.deepEqual(list, [
+    { name: 'release', description: 'tested', default: true }, { name: 'dev', description: 'fresh', default: false },
+    { name: 'odd', description: '', default: false },
+  ]);
+  for (const answer of [null, undefined, {}, { code: 'ResourceNotFound', message: 'no route' }, 'text', []]) {
+    t.deepEqual(records.channelList(answer), [], `${JSON.stringify(answer)}: a server without channels`);
+  }
+  t.is(records.defaultChannel(list), 'release');
+  t.is(records.defaultChannel(list.slice(1)), '');
+  t.is(records.defaultChannel([]), '');
+
+  t.deepEqual(records.imageChannels(['dev', 'release'], 'release'), ['dev', 'release']);
+  t.deepEqual(records.imageChannels(undefined, 'release'), ['release'], 'no field: the default channel');
+  t.deepEqual(records.imageChannels([], 'release'), ['release']);
+  t.deepEqual(records.imageChannels(undefined, ''), [], 'no field and no default: none');
+  t.deepEqual(records.imageChannels(['dev', 7, null], ''), ['dev'], 'only names');
+  t.deepEqual(records.imageChannels('dev', ''), []);
+
+  t.deepEqual(records.joinableChannels(list, ['dev'], 'release'), ['release', 'odd']);
+  t.deepEqual(records.joinableChannels(list, undefined, 'release'), ['dev', 'odd'], 'an image without the field is in the default already');
+  t.deepEqual(records.joinableChannels(list, ['release', 'dev', 'odd'], 'release'), []);
+  t.deepEqual(records.joinableChannels([], ['dev'], ''), []);
+});
+
 test('parseRoute: the view and image a URL fragment names; an in-page anchor is no route', (t) => {
   const upper = UUIDS[0]!.toUpperCase();
   t.deepEqual(query.parseRoute(''), { view: 'catalog', uuid: '' });
