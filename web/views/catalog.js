@@ -8,7 +8,7 @@ import { data, loadCatalog, sortedRecords } from '../catalog-data.js';
 import { $, h, perFrame } from '../dom.js';
 import { collator, fmt, humanSize, plural, shortDate } from '../format.js';
 import { imageMatcher } from '../query.js';
-import { catalogRows } from '../records.js';
+import { catalogRows, imageChannels } from '../records.js';
 import { commandLine } from '../widgets.js';
 
 const COLUMNS = [
@@ -25,7 +25,7 @@ const COLUMNS = [
 /** Builds the view into #catalog-view; `base` is this server's URL for imgadm. */
 export function createCatalogView({ base, signIn }) {
   const section = $('#catalog-view');
-  const state = { q: '', os: '', type: '', state: '', sort: 'published', dir: -1, group: false, expanded: new Set() };
+  const state = { q: '', os: '', type: '', state: '', channel: '', sort: 'published', dir: -1, group: false, expanded: new Set() };
   const OVERSCAN = 12;
   const vt = { rows: [], start: 0, end: 0, rowH: 36, els: [] };
   let matchedCount = 0;
@@ -60,6 +60,15 @@ export function createCatalogView({ base, signIn }) {
   const osSelect = select('filter-os', 'Any OS');
   const typeSelect = select('filter-type', 'Any type');
   const stateSelect = select('filter-state', 'Any state');
+  // Shown on a server with channels only, once they are known.
+  const channelSelect = h('select', {
+    id: 'channel-filter',
+    onchange: () => {
+      state.channel = channelSelect.value;
+      update();
+    },
+  }, h('option', { value: '', text: 'All channels' }));
+  const channelField = h('div', { class: 'field', hidden: true }, h('label', { for: 'channel-filter' }, 'Channel'), channelSelect);
   const groupBox = h('input', {
     id: 'group', type: 'checkbox',
     onchange: () => {
@@ -107,6 +116,7 @@ export function createCatalogView({ base, signIn }) {
         h('label', { for: 'search' }, 'Search'),
         search,
         h('span', { id: 'search-hint', class: 'hint' }, 'Press / to search from anywhere, Escape to clear.')),
+      channelField,
       h('div', { class: 'field' }, h('label', { for: 'filter-os' }, 'OS'), osSelect),
       h('div', { class: 'field' }, h('label', { for: 'filter-type' }, 'Type'), typeSelect),
       h('div', { class: 'field' }, h('label', { for: 'filter-state' }, 'State'), stateSelect),
@@ -136,11 +146,30 @@ export function createCatalogView({ base, signIn }) {
     fillSelect(osSelect, data.all.map((r) => r.os));
     fillSelect(typeSelect, data.all.map((r) => r.type));
     fillSelect(stateSelect, data.all.map((r) => r.state));
+    fillChannels();
+  }
+
+  /** One option per channel of the server, in its order, with how many images are in it. */
+  function fillChannels() {
+    const keep = channelSelect.value;
+    while (channelSelect.options.length > 1) channelSelect.remove(1);
+    const counts = new Map();
+    for (const r of data.all) {
+      for (const c of imageChannels(r.channels, data.defaultChannel)) counts.set(c, (counts.get(c) ?? 0) + 1);
+    }
+    for (const c of data.channels) {
+      channelSelect.append(h('option', {
+        value: c.name, text: `${c.name}${c.default ? ', the default' : ''} (${fmt(counts.get(c.name) ?? 0)})`, title: c.description || null,
+      }));
+    }
+    channelSelect.value = data.channels.some((c) => c.name === keep) ? keep : '';
+    state.channel = channelSelect.value;
+    channelField.hidden = data.channels.length === 0;
   }
 
   /** The rows to show: records, or group heads each followed by their versions when expanded. */
   function computeRows() {
-    const match = imageMatcher(state);
+    const match = imageMatcher({ ...state, defaultChannel: data.defaultChannel });
     const { rows, matched, groups } = catalogRows(sortedRecords(state.sort, state.dir), data.byName, { match, group: state.group, expanded: state.expanded });
     matchedCount = matched;
     groupCount = groups;
