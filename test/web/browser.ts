@@ -15,6 +15,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { REPO_ROOT, sha1, writeImage } from '../helpers/images.js';
+import { OPERATOR } from '../helpers/server.js';
 
 /* Names that exist inside the page, where the page.evaluate() callbacks run. */
 declare const document: any;
@@ -104,6 +105,17 @@ export function outFile(name: string): string {
 /** Waits until the catalog has loaded (or failed) and drawn itself. */
 export async function catalogReady(page: Page): Promise<void> {
   await page.waitForFunction(() => document.body.dataset.catalog === 'ready' && (window as any).imageServerCatalog !== undefined);
+}
+
+/** Opens the catalog at `url` and signs in as the test servers' operator through the dialog. */
+export async function signIn(b: Browsing, url: string): Promise<void> {
+  await b.page.goto(`${url}/`);
+  await catalogReady(b.page);
+  await b.page.click('#signin-button');
+  await b.page.fill('#signin-user', OPERATOR.user);
+  await b.page.fill('#signin-password', OPERATOR.password);
+  await b.page.click('#signin-submit');
+  await b.page.waitForSelector('#upload-link:not([hidden])');
 }
 
 /** The numbers the catalog's status line carries: images matching, and all images. */

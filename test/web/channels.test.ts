@@ -2,8 +2,9 @@
  * The web catalog on a server with channels: it lists every channel's
  * images (not only the default channel's), shows each image's channels in
  * the table and on the image page, and the import command names the
- * image's channel. It filters by channel, showing exactly what the server
- * lists in the channel picked.
+ * image's channel. It filters by channel; a publisher adds an image to a
+ * channel and takes it out of one (out of the last one deletes it). Every
+ * change is checked on the server, not only on the page.
  */
 import { randomBytes } from 'node:crypto';
 import type { ExecutionContext } from 'ava';
@@ -11,7 +12,7 @@ import { tmpDir, v2Manifest, writeImage, type ImageOnDisk } from '../helpers/ima
 import { OPERATOR_AUTH, startServer, type TestServer } from '../helpers/server.js';
 import { call, parse } from '../publish/kit.js';
 import {
-  assertOnlyOrigin, browserTest, catalogReady, counts, drawnRows, openBrowser, outFile,
+  assertOnlyOrigin, browserTest, catalogReady, counts, drawnRows, openBrowser, outFile, signIn,
 } from './browser.js';
 
 declare const document: any;
@@ -67,6 +68,14 @@ async function channelServer(t: ExecutionContext) {
   return { srv, images };
 }
 
+/** What the server holds of an image: its channels (API version 2 shows them), or null when it is gone. */
+async function held(srv: TestServer, uuid: string): Promise<string[] | null> {
+  const res = await call(srv.url, 'GET', `/images/${uuid}?channel=*`, { auth: OPERATOR_AUTH, headers: { 'accept-version': '~2' } });
+  if (res.status === 404) return null;
+  if (res.status !== 200) throw new Error(`GET /images/${uuid}: ${res.status} ${res.body.toString()}`);
+  return parse(res).channels;
+}
+
 /** The uuids the server lists in `channel`. */
 async function listed(srv: TestServer, channel: string): Promise<string[]> {
   const res = await call(srv.url, 'GET', `/images?state=all&channel=${channel}`, { auth: OPERATOR_AUTH });
@@ -110,4 +119,69 @@ browserTest('the channel picker shows exactly the images the server lists in tha
   t.is(await page.inputValue('#channel-filter'), 'dev');
   t.deepEqual(errors, []);
   assertOnlyOrigin(t, requests, srv.url);
+});
+
+browserTest('a publisher adds an image to a channel and takes it out of each; out of the last one deletes it', async (t) => {
+  const { srv, images } = await channelServer(t);
+  const b = await openBrowser(t);
+  const { page } = b;
+  const { uuid } = images.dev;
+  await signIn(b, srv.url);
+  await page.goto(`${srv.url}/#/image/${uuid}`);
+  await page.waitForSelector('#channel-actions');
+  t.deepEqual(await page.$$eval('#channel-add-select option', (els: any[]) => els.map((o) => o.value)), ['release'],
+    'only the channels it is not in');
+  t.deepEqual(await page.$$eval('#channel-actions button', (els: any[]) => els.map((e) => e.textContent)),
+    ['Add to channel', 'Remove from channel dev']);
+  await page.screenshot({ path: outFile('channels-image.png'), fullPage: true });
+
+  // Add to release: asked first, then on the server and on the page.
+  await page.selectOption('#channel-add-select', 'release');
+  await page.click('#action-channel-add');
+  await page.waitForSelector('#confirm-dialog');
+  t.is(await page.textContent('#confirm-title'), 'Add devimg 1.0.0 to channel release?');
+  await page.keyboard.press('Escape');
+  t.deepEqual(await held(srv, uuid), ['dev'], 'Escape did nothing');
+  await page.click('#action-channel-add');
+  await page.click('#confirm-ok');
+  await page.waitForFunction(() => document.querySelector('#image-channels')?.textContent === 'dev, release');
+  t.deepEqual(await held(srv, uuid), ['dev', 'release']);
+  t.is(await page.textContent('#action-result'), 'Add to channel release: done.');
+  t.false(await page.isVisible('#channel-add-select'), 'in every channel: nothing left to add to');
+
+  // Out of dev: it stays in release.
+  await page.click('#action-channel-remove-dev');
+  await page.waitForSelector('#confirm-dialog');
+  t.is(await page.textContent('#confirm-title'), 'Remove devimg 1.0.0 from channel dev?');
+  t.regex(await page.textContent('#confirm-text') ?? '', /stays in release/);
+  t.is(await page.textContent('#confirm-ok'), 'Remove');
+  await page.click('#confirm-ok');
+  await page.waitForFunction(() => document.querySelector('#image-channels')?.textContent === 'release');
+  t.deepEqual(await held(srv, uuid), ['release']);
+  t.deepEqual(await page.$$eval('#channel-add-select option', (els: any[]) => els.map((o) => o.value)), ['dev']);
+
+  // Out of release, its last channel: the confirmation says the image goes, and it does.
+  await page.click('#action-channel-remove-release');
+  await page.waitForSelector('#confirm-dialog');
+  t.regex(await page.textContent('#confirm-text') ?? '', /release is its last channel: the image and its file are removed from this server/);
+  t.is(await page.textContent('#confirm-ok'), 'Delete');
+  await page.keyboard.press('Enter'); // the Cancel button has the focus, as for Delete
+  t.deepEqual(await held(srv, uuid), ['release']);
+  await page.click('#action-channel-remove-release');
+  await page.click('#confirm-ok');
+  await page.waitForSelector('#catalog-view:not([hidden])');
+  t.is(await held(srv, uuid), null, 'deleted');
+  await page.waitForFunction(() => document.querySelector('#catalog-status')?.dataset.total === '2');
+
+  // The server changed under the page: its refusal is shown as the other actions show theirs.
+  await page.goto(`${srv.url}/#/image/${images.both.uuid}`);
+  await page.waitForSelector('#action-channel-remove-dev');
+  t.is((await call(srv.url, 'DELETE', `/images/${images.both.uuid}?channel=dev`, { auth: OPERATOR_AUTH })).status, 204);
+  await page.click('#action-channel-remove-dev');
+  await page.click('#confirm-ok');
+  await page.waitForSelector('#action-error');
+  t.regex(await page.textContent('#action-error') ?? '', /^Remove from channel dev failed: .+/);
+  t.deepEqual(await held(srv, images.both.uuid), ['release']);
+  t.deepEqual(b.errors, []);
+  assertOnlyOrigin(t, b.requests, srv.url);
 });

@@ -17,7 +17,7 @@ import { IMGAPI, noopLog, p, type ImgapiClient, type Manifest } from '../helpers
 import { OPERATOR, OPERATOR_AUTH, startServer, type TestServer } from '../helpers/server.js';
 import { call, parse } from '../publish/kit.js';
 import {
-  assertOnlyOrigin, browserTest, catalogReady, counts, openBrowser, outFile, writeCatalog, type Browsing, type CatalogImage,
+  assertOnlyOrigin, browserTest, counts, openBrowser, outFile, signIn, writeCatalog, type Browsing, type CatalogImage,
 } from './browser.js';
 
 /* Names that exist inside the page, where the page.evaluate() callbacks run. */
@@ -47,16 +47,6 @@ function imageFile(t: ExecutionContext, size: number, name = 'webtest.zfs'): { f
   const file = path.join(tmpDir(t), name);
   fs.writeFileSync(file, bytes);
   return { file, sha1: sha1(bytes) };
-}
-
-async function signIn(b: Browsing, url: string): Promise<void> {
-  await b.page.goto(`${url}/`);
-  await catalogReady(b.page);
-  await b.page.click('#signin-button');
-  await b.page.fill('#signin-user', OPERATOR.user);
-  await b.page.fill('#signin-password', OPERATOR.password);
-  await b.page.click('#signin-submit');
-  await b.page.waitForSelector('#upload-link:not([hidden])');
 }
 
 /** Fills the upload form's own fields. */

@@ -3,10 +3,11 @@
  * versions, download, sha1, imgadm commands, and the publisher's actions.
  */
 import { api, apiUrl, auth, readAll } from '../api.js';
-import { data, loadCatalog } from '../catalog-data.js';
+import { data, loadCatalog, loadChannels } from '../catalog-data.js';
 import { $, h } from '../dom.js';
 import { failureText } from '../errors.js';
 import { fmt, humanSize, shortDate, UUID_RE } from '../format.js';
+import { defaultChannel, imageChannels, joinableChannels } from '../records.js';
 import { commandLine, confirmDialog } from '../widgets.js';
 
 /** imgadm's import command; for an image in channels, in the first of them (-C). */
@@ -24,6 +25,7 @@ export function createImageView({ base, current }) {
   const section = $('#image-view');
   let shown = null; // the manifest on screen
   let related = null; // its versions, dependents and origin chain (re-drawn when the catalog loads)
+  let channels = []; // the server's channels, none on a server without
 
   function valueNode(value) {
     if (value !== null && typeof value === 'object') return h('pre', null, JSON.stringify(value, null, 2));
@@ -42,6 +44,7 @@ export function createImageView({ base, current }) {
   async function show(uuid) {
     shown = null;
     section.replaceChildren(h('p', { class: 'status', role: 'status' }, 'Loading the image…'));
+    const listing = loadChannels();
     let m;
     try {
       m = await readAll(`images/${encodeURIComponent(uuid)}`);
@@ -56,6 +59,7 @@ export function createImageView({ base, current }) {
       $('#image-title').focus();
       return;
     }
+    channels = await listing;
     if (current.view !== 'image' || current.uuid !== uuid) return;
     draw(m);
     $('#image-title').focus();
@@ -160,47 +164,88 @@ export function createImageView({ base, current }) {
   function actionPanel(m) {
     const message = h('div', { id: 'action-result', role: 'status', 'aria-live': 'polite' });
     const form = h('div', { class: 'actions' });
-    const run = (id, label, confirmText, danger, act) => h('button', {
+    /**
+     * A button that asks `title` first, then runs `act`; `words` name the
+     * action in its outcome (the label when not given), `gone` says the
+     * image will be no more. The texts are read when the button is pressed.
+     */
+    const run = ({
+      id, label, words = () => label, title = () => `${label} ${m.name} ${m.version}?`, text, confirm = label, danger = false, gone = false, act,
+    }) => h('button', {
       type: 'button', id, class: danger ? 'danger' : null,
       onclick: async () => {
-        const yes = await confirmDialog({ title: `${label} ${m.name} ${m.version}?`, text: confirmText, confirm: label, danger });
+        const what = words();
+        const yes = await confirmDialog({ title: title(), text: typeof text === 'function' ? text() : text, confirm, danger });
         if (!yes) return;
         message.replaceChildren('Working…');
         try {
           await act();
         } catch (err) {
           message.replaceChildren(h('p', { class: 'field-error', role: 'alert', id: 'action-error' },
-            failureText(label, err)));
+            failureText(what, err)));
           return;
         }
         loadCatalog();
-        if (id === 'action-delete') {
+        if (gone) {
           location.hash = '#/';
           return;
         }
         const fresh = await readAll(`images/${m.uuid}`).catch(() => null);
         if (fresh && current.view === 'image' && current.uuid === m.uuid) {
           draw(fresh);
-          $('#action-result').replaceChildren(`${label}: done.`);
-          $(`#${id}`)?.focus() ?? $('#image-title').focus();
+          $('#action-result').replaceChildren(`${what}: done.`);
+          ($(`#${id}`) ?? $('#image-title')).focus();
         }
       },
     }, label);
     if (m.state === 'unactivated') {
-      form.append(run('action-activate', 'Activate', 'The image becomes visible to imgadm and can no longer take a new file.', false,
-        () => api('POST', `images/${m.uuid}?action=activate&channel=*`)));
+      form.append(run({ id: 'action-activate', label: 'Activate', text: 'The image becomes visible to imgadm and can no longer take a new file.',
+        act: () => api('POST', `images/${m.uuid}?action=activate&channel=*`) }));
     }
     if (m.disabled) {
-      form.append(run('action-enable', 'Enable', 'imgadm will list the image again.', false,
-        () => api('POST', `images/${m.uuid}?action=enable&channel=*`)));
+      form.append(run({ id: 'action-enable', label: 'Enable', text: 'imgadm will list the image again.',
+        act: () => api('POST', `images/${m.uuid}?action=enable&channel=*`) }));
     } else if (m.state === 'active') {
-      form.append(run('action-disable', 'Disable', 'imgadm will no longer list the image; hosts that have it keep it.', false,
-        () => api('POST', `images/${m.uuid}?action=disable&channel=*`)));
+      form.append(run({ id: 'action-disable', label: 'Disable', text: 'imgadm will no longer list the image; hosts that have it keep it.',
+        act: () => api('POST', `images/${m.uuid}?action=disable&channel=*`) }));
     }
-    form.append(run('action-delete', 'Delete', 'The image and its file are removed from this server, from every channel. This cannot be undone.', true,
-      () => api('DELETE', `images/${m.uuid}?channel=*`)));
+    form.append(run({ id: 'action-delete', label: 'Delete', danger: true, gone: true,
+      text: 'The image and its file are removed from this server, from every channel. This cannot be undone.',
+      act: () => api('DELETE', `images/${m.uuid}?channel=*`) }));
     return h('section', { class: 'panel', 'aria-labelledby': 'actions-title' },
-      h('h2', { id: 'actions-title' }, 'Publisher actions'), form, message);
+      h('h2', { id: 'actions-title' }, 'Publisher actions'), form, channelActions(m, run), message);
+  }
+
+  /** On a server with channels: add the image to a channel it is not in, or take it out of one it is in. */
+  function channelActions(m, run) {
+    if (channels.length === 0) return null;
+    const fallback = defaultChannel(channels);
+    const inChannels = imageChannels(m.channels, fallback);
+    const joinable = joinableChannels(channels, m.channels, fallback);
+    const box = h('div', { class: 'actions channel-actions', id: 'channel-actions', role: 'group', 'aria-label': 'Channels' });
+    if (joinable.length) {
+      const pick = h('select', { id: 'channel-add-select' }, joinable.map((name) => h('option', { value: name, text: name })));
+      box.append(h('label', { for: 'channel-add-select' }, 'Channel'), pick, run({
+        id: 'action-channel-add', label: 'Add to channel', words: () => `Add to channel ${pick.value}`,
+        title: () => `Add ${m.name} ${m.version} to channel ${pick.value}?`,
+        text: () => `imgadm will list it in channel ${pick.value}${inChannels.length ? ` too; it stays in ${inChannels.join(', ')}` : ''}.`,
+        confirm: 'Add', act: () => api('POST', `images/${m.uuid}?action=channel-add&channel=*`, { channel: pick.value }),
+      }));
+    }
+    for (const name of inChannels) {
+      const others = inChannels.filter((c) => c !== name);
+      const last = others.length === 0;
+      box.append(run({
+        id: `action-channel-remove-${name}`, label: `Remove from channel ${name}`, danger: last, gone: last,
+        title: () => `Remove ${m.name} ${m.version} from channel ${name}?`,
+        text: () => (last
+          ? `${name} is its last channel: the image and its file are removed from this server. This cannot be undone.`
+          : `imgadm will no longer list it in channel ${name}; it stays in ${others.join(', ')}.`),
+        confirm: last ? 'Delete' : 'Remove',
+        act: () => api('DELETE', `images/${m.uuid}?channel=${encodeURIComponent(name)}`),
+      }));
+    }
+    return box;
   }
 
   return {
