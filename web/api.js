@@ -96,13 +96,17 @@ export async function api(method, path, body, headers = requestHeaders()) {
   return parseBody(res.status, await res.text());
 }
 
-/** Multipart CreateImage with upload progress: the manifest part first, then the file. */
-export function uploadImage(manifest, file, { activate, compression, onProgress }) {
+/**
+ * Multipart CreateImage with upload progress: the manifest part first, then
+ * the file; into `channel` when one is named (else the server's default).
+ */
+export function uploadImage(manifest, file, { activate, compression, channel, onProgress }) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     const query = new URLSearchParams();
     if (activate) query.set('activate', 'true');
     if (compression) query.set('compression', compression);
+    if (channel) query.set('channel', channel);
     const qs = query.toString();
     xhr.open('POST', apiUrl(`images${qs ? `?${qs}` : ''}`));
     for (const [name, value] of Object.entries(requestHeaders())) xhr.setRequestHeader(name, value);

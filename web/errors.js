@@ -48,7 +48,7 @@ export const failureText = (action, err) => `${action} failed: ${err.message}${e
  * Which input of the publish form shows an error about `field` (a manifest
  * field such as "files[0].sha1", or "#Code" for an error without one):
  * one of `own` (the manifest fields with inputs of their own), 'file',
- * 'compression', 'manifestFile' or 'extra'; null for none. Manifest-wide
+ * 'compression', 'channel', 'manifestFile' or 'extra'; null for none. Manifest-wide
  * errors go to the manifest file when one was chosen (`fromFile`), else to
  * the "More fields" box.
  */
@@ -56,7 +56,7 @@ export function uploadInputFor(field, { own, fromFile }) {
   const manifest = fromFile ? 'manifestFile' : 'extra';
   const direct = {
     '#ImageUuidAlreadyExists': 'uuid', '#OriginDoesNotExist': 'origin', '#Upload': 'file', '#Download': 'file',
-    '#UnauthorizedError': null, manifest, compression: 'compression', file: 'file',
+    '#UnauthorizedError': null, manifest, compression: 'compression', file: 'file', channel: 'channel',
   };
   if (Object.hasOwn(direct, field)) return direct[field];
   const top = field.split(/[.[]/)[0];

@@ -3,10 +3,13 @@
  * images (not only the default channel's), shows each image's channels in
  * the table and on the image page, and the import command names the
  * image's channel. It filters by channel; a publisher adds an image to a
- * channel and takes it out of one (out of the last one deletes it). Every
- * change is checked on the server, not only on the page.
+ * channel and takes it out of one (out of the last one deletes it), and
+ * publishes into the channel picked. A server without channels shows
+ * none of this. Every change is checked on the server, not only on the page.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { tmpDir, v2Manifest, writeImage, type ImageOnDisk } from '../helpers/images.js';
 import { OPERATOR_AUTH, startServer, type TestServer } from '../helpers/server.js';
@@ -53,7 +56,7 @@ browserTest('the catalog lists every channel, shows the channels of each image, 
 });
 
 /** A serve_dir with three images: one in dev, one in dev and release, one with no channels field (so in release). */
-async function channelServer(t: ExecutionContext) {
+async function channelServer(t: ExecutionContext, config: Record<string, unknown> = { channels: CHANNELS }) {
   const root = tmpDir(t);
   const image = (fields: Record<string, unknown>) => {
     const bytes = randomBytes(100);
@@ -64,7 +67,7 @@ async function channelServer(t: ExecutionContext) {
     both: image({ name: 'bothimg', channels: ['dev', 'release'] }),
     old: image({ name: 'oldimg' }),
   };
-  const srv = await startServer(t, { serveDir: root, config: { loglevel: 'warn', channels: CHANNELS } });
+  const srv = await startServer(t, { serveDir: root, config: { loglevel: 'warn', ...config } });
   return { srv, images };
 }
 
@@ -184,4 +187,54 @@ browserTest('a publisher adds an image to a channel and takes it out of each; ou
   t.deepEqual(await held(srv, images.both.uuid), ['release']);
   t.deepEqual(b.errors, []);
   assertOnlyOrigin(t, b.requests, srv.url);
+});
+
+browserTest('the publish form publishes into the channel picked, the default one preselected', async (t) => {
+  const { srv } = await channelServer(t);
+  const b = await openBrowser(t);
+  const { page } = b;
+  const bytes = randomBytes(64 * 1024);
+  bytes.fill(0, 0, 16); // no compression magic by chance
+  const file = path.join(tmpDir(t), 'chan.zfs');
+  fs.writeFileSync(file, bytes);
+  await signIn(b, srv.url);
+  await page.click('#upload-link');
+  await page.waitForSelector('#up-channel');
+  await page.waitForFunction(() => !document.querySelector('#up-channel').closest('.f').hidden);
+  t.deepEqual(await page.$$eval('#up-channel option', (els: any[]) => els.map((o) => o.value)), ['release', 'dev']);
+  t.is(await page.inputValue('#up-channel'), 'release', 'the default channel is preselected');
+  await page.screenshot({ path: outFile('channels-upload.png'), fullPage: true });
+  await page.fill('#up-name', 'chanpub');
+  await page.fill('#up-version', '1.0.0');
+  await page.selectOption('#up-os', 'smartos');
+  await page.selectOption('#up-type', 'zone-dataset');
+  await page.setInputFiles('#up-file', file);
+  await page.selectOption('#up-channel', 'dev');
+  await page.click('#up-submit');
+  await page.waitForSelector('#upload-done');
+  const href = await page.getAttribute('#upload-done-link', 'href') ?? '';
+  const uuid = href.replace('#/image/', '');
+  t.deepEqual(await held(srv, uuid), ['dev']);
+  t.true((await listed(srv, 'dev')).includes(uuid));
+  t.false((await listed(srv, 'release')).includes(uuid));
+  t.is(await page.inputValue('#up-channel'), 'release', 'the form is reset to the default channel');
+  t.deepEqual(b.errors, []);
+});
+
+browserTest('a server without channels shows no channel picker and no channel actions', async (t) => {
+  const { srv, images } = await channelServer(t, {});
+  t.is((await call(srv.url, 'GET', '/channels', { auth: OPERATOR_AUTH })).status, 404, 'no GET /channels');
+  const b = await openBrowser(t);
+  const { page } = b;
+  await signIn(b, srv.url);
+  t.like(await counts(page), { total: 3 });
+  t.false(await page.isVisible('#channel-filter'));
+  await page.goto(`${srv.url}/#/image/${images.dev.uuid}`);
+  await page.waitForSelector('#action-delete');
+  t.is(await page.$('#channel-actions'), null);
+  t.is(await page.$('#image-channels'), null);
+  await page.goto(`${srv.url}/#/upload`);
+  await page.waitForSelector('#upload-form:not([hidden])');
+  t.false(await page.isVisible('#up-channel'));
+  t.deepEqual(b.errors, []);
 });

@@ -235,6 +235,7 @@ test('field errors in words, and the input of the publish form each belongs to',
   t.is(typed('files[0].sha1'), 'file');
   t.is(typed('file'), 'file');
   t.is(typed('compression'), 'compression');
+  t.is(typed('channel'), 'channel', 'a refused channel: the channel picker');
   t.is(typed('#ImageUuidAlreadyExists'), 'uuid');
   t.is(typed('#OriginDoesNotExist'), 'origin');
   t.is(typed('#Upload'), 'file');

@@ -4,7 +4,7 @@
  * API's refusals shown next to the fields they concern.
  */
 import { auth, uploadImage } from '../api.js';
-import { loadCatalog } from '../catalog-data.js';
+import { loadCatalog, loadChannels } from '../catalog-data.js';
 import { $, h } from '../dom.js';
 import { uploadInputFor } from '../errors.js';
 import { humanSize } from '../format.js';
@@ -42,6 +42,10 @@ export function createPublishView({ signIn }) {
   const extra = h('textarea', { id: 'up-extra', name: 'extra', rows: 4, spellcheck: 'false', dataset: { field: 'extra' }, placeholder: '{"requirements": {"min_platform": {"7.0": "20230101T000000Z"}}}' });
   const file = h('input', { id: 'up-file', name: 'file', type: 'file', required: true, dataset: { field: 'file' } });
   const compression = choose('up-compression', 'compression', COMPRESSIONS, 'detect from the file');
+  // On a server with channels only: the one the image is published into.
+  const channel = h('select', { id: 'up-channel', name: 'channel', dataset: { field: 'channel' } });
+  const channelField = f('up-channel', 'Channel', channel, '(imgadm finds the image in this channel)');
+  channelField.hidden = true;
   const activate = h('input', { id: 'up-activate', type: 'checkbox', checked: true });
   const progress = h('progress', { id: 'upload-progress', max: 100, value: 0, 'aria-labelledby': 'upload-progress-label' });
   const progressText = h('span', { id: 'upload-progress-text' });
@@ -60,7 +64,8 @@ export function createPublishView({ signIn }) {
       f('up-description', 'Description', fields.description),
       h('div', { class: 'row2' }, f('up-homepage', 'Homepage', fields.homepage), f('up-public', 'Visibility', fields.public)),
       h('div', { class: 'row2' }, f('up-origin', 'Origin', fields.origin, '(optional)'), f('up-uuid', 'UUID', fields.uuid, '(optional)')),
-      f('up-extra', 'More fields', extra, '(optional JSON object: requirements, tags, users, …)')),
+      f('up-extra', 'More fields', extra, '(optional JSON object: requirements, tags, users, …)'),
+      channelField),
     h('fieldset', null, h('legend', null, 'Image file'),
       f('up-file', 'File', file, '(the zfs send stream, compressed or not)'),
       f('up-compression', 'Compression', compression)),
@@ -109,7 +114,7 @@ export function createPublishView({ signIn }) {
   /** Which input shows the API's error about `field` (or about a whole error code, "#Code"). */
   function fieldFor(field) {
     const input = uploadInputFor(field, { own: OWN, fromFile: Boolean(manifestFile.files?.length) });
-    const inputs = { file, compression, manifestFile, extra };
+    const inputs = { file, compression, channel, manifestFile, extra };
     return input === null ? null : (fields[input] ?? inputs[input]);
   }
 
@@ -166,6 +171,7 @@ export function createPublishView({ signIn }) {
     running = uploadImage(manifest, chosen, {
       activate: activate.checked,
       compression: compression.value,
+      channel: channelField.hidden ? '' : channel.value,
       onProgress(loaded, total) {
         const pct = total > 0 ? Math.min(100, (loaded / total) * 100) : 0;
         progress.value = pct;
@@ -207,6 +213,21 @@ export function createPublishView({ signIn }) {
     $('#upload-done-link').focus();
   });
 
+  /** One option per channel of the server, the default one chosen (also after a reset); none hides the picker. */
+  let channelsShown = null;
+  function fillChannels(list) {
+    if (list === channelsShown) return;
+    channelsShown = list;
+    const keep = channel.value;
+    channel.replaceChildren(...list.map((c) => {
+      const option = h('option', { value: c.name, text: c.description ? `${c.name}: ${c.description}` : c.name });
+      option.defaultSelected = c.default;
+      return option;
+    }));
+    if (list.some((c) => c.name === keep)) channel.value = keep;
+    channelField.hidden = list.length === 0;
+  }
+
   return {
     section,
     show() {
@@ -214,6 +235,7 @@ export function createPublishView({ signIn }) {
       form.hidden = !signedIn;
       $('#upload-signin').hidden = signedIn;
       $('#upload-title').focus();
+      loadChannels().then(fillChannels);
     },
   };
 }
