@@ -25,7 +25,8 @@ export function startJobs(store: ImageStore, writer: ImageWriter, config: Readon
     ? startScrub(store, writer, {
       rateBytesPerSec: config.scrub_rate_mb_s * 1e6,
       intervalMs: config.scrub_interval_hours * HOUR_MS,
-      repair: config.scrub_repair,
+      // A cluster holds good copies elsewhere: a corrupt one is set aside and pulled again.
+      onCorrupt: config.cluster ? 'quarantine' : config.scrub_repair ? 'disable' : 'log',
     }, log.child({ component: 'scrub' }))
     : () => undefined;
   const mirrors = startMirrors(store, writer, config, log.child({ component: 'mirror' }));

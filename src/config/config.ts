@@ -167,7 +167,7 @@ export const CONFIG_SCHEMA = {
     metrics: { description: 'GET /metrics: open to all (public), for authenticated users only (auth), or not served (off).', enum: ['public', 'auth', 'off'], default: 'public' },
     scrub_rate_mb_s: { description: 'Background integrity scrub: MB/s of image files re-hashed (0: off).', type: 'number', minimum: 0, default: 0 },
     scrub_interval_hours: { description: 'How often the scrub starts a new sweep.', type: 'number', exclusiveMinimum: 0, default: 24 },
-    scrub_repair: { description: 'Whether the scrub disables an image whose file no longer matches its manifest.', type: 'boolean', default: false },
+    scrub_repair: { description: 'Whether the scrub disables an image whose file no longer matches its manifest. In a cluster the scrub always sets a corrupt copy aside in .quarantine/ instead, and the server pulls a good one from a peer.', type: 'boolean', default: false },
     mirrors: { ...mirrorsSchema, description: 'Upstream catalogs to copy images from, each on its interval (docs/mirroring.md).' },
     channels: { ...channelsSchema, description: 'Release channels images are published into and listed from, as in sdc-imgapi (docs/publishing.md#channels); absent, the server has none and ignores `channel` parameters.' },
     cluster: { ...clusterSchema, description: 'Replication through etcd (docs/cluster.md); absent, the server runs alone.' },

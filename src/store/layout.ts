@@ -16,6 +16,9 @@
  *   ├── .locks/<uuid>           held while a process changes that image
  *   ├── .deleted/<uuid>         tombstone of an activated image that was deleted
  *   ├── .trash/<pid>-<id>/      deleted image folders on their way out
+ *   ├── .quarantine/<uuid>-<ms>/
+ *   │                           an image folder whose file failed its check, set
+ *   │                           aside (never served) for the operator to look at
  *   ├── .mirror/<uuid>-<sha1>.partial
  *   │                           a download from an upstream or a peer, kept across
  *   │                           restarts so that it resumes
@@ -40,6 +43,7 @@ const STAGING_DIR = '.staging';
 const LOCK_DIR = '.locks';
 const TOMBSTONE_DIR = '.deleted';
 const TRASH_DIR = '.trash';
+const QUARANTINE_DIR = '.quarantine';
 const PARTIAL_DIR = '.mirror';
 const CLUSTER_DIR = '.cluster';
 const CLUSTER_STATE_FILE = 'synced.json';
@@ -59,6 +63,7 @@ export const SERVER_ENTRIES: Readonly<Record<string, { transient: boolean; dir: 
   [LOCK_DIR]: { transient: true, dir: true },
   [TRASH_DIR]: { transient: true, dir: true },
   [TOMBSTONE_DIR]: { transient: false, dir: true, holds: UUID_RE },
+  [QUARANTINE_DIR]: { transient: false, dir: true, holds: new RegExp(`^${UUID_SOURCE}-[0-9]+$`) },
   [PARTIAL_DIR]: { transient: false, dir: true, holds: new RegExp(`^${UUID_SOURCE}-[0-9a-f]{40}\\.partial$`) },
   [CLUSTER_DIR]: { transient: false, dir: true, holds: new RegExp(`^${CLUSTER_STATE_FILE.replace('.', '\\.')}$`) },
   [INDEX_SNAPSHOT_FILE]: { transient: false, dir: false },
@@ -145,6 +150,15 @@ export class Layout {
 
   trashRoot(): string {
     return path.join(this.root, TRASH_DIR);
+  }
+
+  quarantineRoot(): string {
+    return path.join(this.root, QUARANTINE_DIR);
+  }
+
+  /** Where image `uuid` is set aside at time `ms`. */
+  quarantineDir(uuid: string, ms: number): string {
+    return path.join(this.root, QUARANTINE_DIR, `${this.checked(uuid)}-${Math.trunc(ms)}`);
   }
 
   partialRoot(): string {

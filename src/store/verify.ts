@@ -15,6 +15,8 @@ export interface VerifyProblem {
   name?: string;
   version?: string;
   problem: string;
+  /** For a file that was read and does not match: the sha1 its manifest named then. */
+  sha1?: string;
 }
 
 export interface VerifyOptions {
@@ -66,17 +68,37 @@ export async function verifyImages(store: ImageStore, opts: VerifyOptions = {}):
         got = await sha1Of(store.layout.filePath(uuid, file.name), opts);
       } catch (err) {
         if (opts.signal?.aborted) throw err;
-        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name}: ${(err as Error).message}` });
+        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name}: ${(err as Error).message}`, sha1: expected.sha1 });
         continue;
       }
       if (got.size !== expected.size) {
-        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} is ${got.size} bytes, the manifest says ${expected.size}` });
+        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} is ${got.size} bytes, the manifest says ${expected.size}`, sha1: expected.sha1 });
       } else if (got.sha1 !== expected.sha1) {
-        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} has sha1 ${got.sha1}, the manifest says ${expected.sha1}` });
+        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} has sha1 ${got.sha1}, the manifest says ${expected.sha1}`, sha1: expected.sha1 });
       }
     }
   }
   return problems;
+}
+
+/**
+ * Sets aside each image whose file does not match its manifest (a cluster
+ * then pulls a good copy); returns the problems it did not resolve so.
+ */
+export async function quarantine(writer: ImageWriter, problems: VerifyProblem[]): Promise<VerifyProblem[]> {
+  const left: VerifyProblem[] = [];
+  for (const p of problems) {
+    if (p.sha1 === undefined) {
+      left.push(p);
+      continue;
+    }
+    try {
+      if (!await writer.quarantine(p.uuid, p.sha1, p.problem, { via: 'verify', by: 'scrub' })) left.push({ ...p, problem: `${p.problem} (changed since; not set aside)` });
+    } catch (err) {
+      left.push({ ...p, problem: `${p.problem} (not set aside: ${(err as Error).message})` });
+    }
+  }
+  return left;
 }
 
 /** Disables each image with a problem; returns the ones it could not change (unreadable manifests). */

@@ -225,6 +225,28 @@ export class ImageWriter extends EventEmitter {
   }
 
   /**
+   * Sets aside an image whose file no longer matches its manifest: the
+   * folder moves to the quarantine in one step, the reason in its history,
+   * and is never served again from there. It leaves no tombstone, so a
+   * cluster pulls the image again from a holder with good bytes. Nothing
+   * happens if the image changed since its file was checked against
+   * `sha1`; returns whether the folder moved.
+   */
+  async quarantine(uuid: string, sha1: string, problem: string, provenance: Provenance): Promise<boolean> {
+    const moved = await withImageLock(this.layout, uuid, async () => {
+      const { manifest, sidecar } = this.read(uuid);
+      if (!manifest.files.some((f) => f.sha1 === sha1)) return false;
+      await this.write(uuid, { sidecar: withHistory(sidecar, `quarantined: ${problem}`, provenance.by) });
+      await fs.mkdir(this.layout.quarantineRoot(), { recursive: true });
+      await fs.rename(this.layout.imageDir(uuid), this.layout.quarantineDir(uuid, Date.now()));
+      await fsyncDir(this.layout.root);
+      return true;
+    });
+    this.store.refreshNow(uuid);
+    return moved;
+  }
+
+  /**
    * Runs `fn` (fetching an image from elsewhere) while no other fetch of
    * the same image runs, in this process or another; waits up to `waitMs`
    * for one that does, then fails with ServiceUnavailableError.

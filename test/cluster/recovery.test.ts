@@ -4,7 +4,9 @@
  * them as they were, not even in its first answers; peers of a holder
  * whose file is corrupt give up on it and report it, rather than pull
  * again and again, and try again when a holder with good bytes appears;
- * an image disabled in the index mid-pull stops being pulled at once.
+ * an image disabled in the index mid-pull stops being pulled at once; a
+ * holder whose scrub finds its own copy corrupt sets it aside and pulls a
+ * good one, and the image stays active everywhere.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -134,6 +136,38 @@ test.serial('peers give up on a holder whose bytes do not match, and try again w
     const late = b;
     await until('B no longer reports a failure', async () => (await late.ping()).cluster?.failed === 0);
     t.true(b.child.logs.some((r) => r.msg === 'pulled image from a peer' && r.uuid === img.uuid && r.peer === 'c'));
+  });
+});
+
+test.serial('a holder whose scrub finds its copy corrupt sets it aside, stops serving it and pulls a good copy', async (t) => {
+  t.timeout(120_000);
+  const etcd = await EtcdProcess.start(t);
+  const prefix = testPrefix();
+  const a = await Node.start(t, 'a', etcd, prefix);
+  // A scrub round every ~0.4 s at 50 MB/s; scrub_repair stays off: in a cluster the copy is set aside anyway.
+  const b = await Node.start(t, 'b', etcd, prefix, { config: { scrub_rate_mb_s: 50, scrub_interval_hours: 0.0001 } });
+  await withDiagnostics(t, () => [a, b], async () => {
+    const img = await a.publish(randomBytes(256 * 1024));
+    await servedEverywhere([b], img);
+    const dir = path.join(b.serveDir, img.uuid);
+    const name = fs.readdirSync(dir).find((n) => n !== 'manifest.json' && n !== 'server.json')!;
+    const bytes = fs.readFileSync(path.join(dir, name));
+    bytes[1000] = bytes[1000]! ^ 0xff;
+    fs.writeFileSync(path.join(dir, name), bytes);
+
+    const setAside = await until('B set its copy aside', () =>
+      b.child.logs.find((r) => r.msg === 'scrub: corrupt copy set aside; the cluster pulls a good one' && r.uuid === img.uuid), 30_000);
+    measured(t, 'byte flipped on B → copy set aside by the scrub', setAside.ms);
+    const kept = fs.readdirSync(path.join(b.serveDir, '.quarantine')).filter((n) => n.startsWith(`${img.uuid}-`));
+    t.is(kept.length, 1, 'the corrupt folder is kept in .quarantine');
+    t.deepEqual(fs.readFileSync(path.join(b.serveDir, '.quarantine', kept[0]!, name)), bytes, 'with the bytes as found');
+    const at = b.child.logs.indexOf(setAside.value);
+    await until('B pulled a good copy', () => b.child.logs.slice(at).some((r) => r.msg === 'pulled image from a peer' && r.uuid === img.uuid),
+      30_000);
+    await servedEverywhere([b], img);
+    for (const n of [a, b]) t.is((await n.image(img.uuid))?.state, 'active', `still active on ${n.name}`);
+    const holders = await etcd.client().getAll().prefix(`${prefix}holders/${img.uuid}/`).keys();
+    t.deepEqual(holders.map((k) => k.slice(k.lastIndexOf('/') + 1)).sort(), ['a', 'b'], 'B holds it again');
   });
 });
 
