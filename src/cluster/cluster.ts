@@ -34,6 +34,7 @@ import { IndexView, type IndexEntry, type Tombstone } from './index-view.js';
 import { Puller } from './puller.js';
 import { reconcile, type Action, type LocalSide } from './reconcile.js';
 import { defaultServerId, type ClusterConfig } from '../config/cluster.js';
+import { LevelClock } from './level.js';
 import { SyncedState } from './synced.js';
 import { IndexWrites } from './writes.js';
 
@@ -102,10 +103,9 @@ export class Cluster {
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private kicked = false;
-  private lastLevelAt = Date.now();
   /** Whether the loss of etcd was logged (once per outage). */
   private downReported = false;
-  private level = false;
+  private readonly levelClock: LevelClock;
 
   /** Images an event named since the last pass. */
   private readonly dirty = new Set<string>();
@@ -139,6 +139,7 @@ export class Cluster {
     this.writer = deps.writer;
     this.client = createClient(cfg, deps.config.config_path);
     this.synced = new SyncedState(deps.store, prefix, this.log);
+    this.levelClock = new LevelClock(deps.store, this.log);
     this.view = new IndexView(this.keys, { id: this.id, url: this.url }, (uuid, rev) =>
       this.warnOnce(`bad:${uuid}:${rev}`, { uuid }, 'ignoring an index entry that is not a manifest'));
     this.writes = new IndexWrites(this.client, this.keys, this.view, { id: this.id, url: this.url }, (call) => this.etcd(call));
@@ -197,6 +198,7 @@ export class Cluster {
     // Leave at once rather than when the lease runs out.
     await withTimeout(this.lease?.revoke() ?? Promise.resolve(), 1000);
     await this.synced.save();
+    await this.levelClock.close();
     this.client.close();
   }
 
@@ -213,7 +215,7 @@ export class Cluster {
       pulling: this.puller.pulling(),
       failed: failed.length,
       failed_images: failed.slice(0, FAILED_SHOWN),
-      lag_seconds: this.level ? 0 : Math.round((Date.now() - this.lastLevelAt) / 100) / 10,
+      lag_seconds: this.levelClock.lagSeconds(),
       revision: this.view.revision,
     };
   }
@@ -276,7 +278,7 @@ export class Cluster {
     } catch (err) {
       if (!(err instanceof EtcdDown)) this.log.error({ err }, 'cluster reconciliation failed');
       this.fullPass = true;
-      this.level = false;
+      this.levelClock.fellBehind();
     }
     this.synced.saveSoon();
     this.servable();
@@ -435,9 +437,7 @@ export class Cluster {
       if (this.local.image(uuid) && !this.view.holdsHere(uuid)) this.unheld.add(uuid);
     }
 
-    const level = this.listed && this.behind.size === 0 && this.unheld.size === 0 && this.puller.pending() === 0;
-    if (level) this.lastLevelAt = Date.now();
-    this.level = level;
+    this.levelClock.update(this.listed && this.behind.size === 0 && this.unheld.size === 0 && this.puller.pending() === 0);
   }
 
   /** Every image either side knows of, and every one still unsettled. */

@@ -23,6 +23,7 @@
  *   │                           a download from an upstream or a peer, kept across
  *   │                           restarts so that it resumes
  *   ├── .cluster/synced.json    what this server last agreed with the cluster index
+ *   ├── .cluster/level.json     when this server was last level with that index
  *   ├── .index-cache.json       snapshot of the index, for a quick restart
  *   ├── .rescan                 left by `image-server rescan`: the server removes it
  *   │                           and checks every folder
@@ -47,6 +48,7 @@ const QUARANTINE_DIR = '.quarantine';
 const PARTIAL_DIR = '.mirror';
 const CLUSTER_DIR = '.cluster';
 const CLUSTER_STATE_FILE = 'synced.json';
+const CLUSTER_LEVEL_FILE = 'level.json';
 const INDEX_SNAPSHOT_FILE = '.index-cache.json';
 export const RESCAN_REQUEST_FILE = '.rescan';
 
@@ -65,7 +67,7 @@ export const SERVER_ENTRIES: Readonly<Record<string, { transient: boolean; dir: 
   [TOMBSTONE_DIR]: { transient: false, dir: true, holds: UUID_RE },
   [QUARANTINE_DIR]: { transient: false, dir: true, holds: new RegExp(`^${UUID_SOURCE}-[0-9]+$`) },
   [PARTIAL_DIR]: { transient: false, dir: true, holds: new RegExp(`^${UUID_SOURCE}-[0-9a-f]{40}\\.partial$`) },
-  [CLUSTER_DIR]: { transient: false, dir: true, holds: new RegExp(`^${CLUSTER_STATE_FILE.replace('.', '\\.')}$`) },
+  [CLUSTER_DIR]: { transient: false, dir: true, holds: new RegExp(`^(${[CLUSTER_STATE_FILE, CLUSTER_LEVEL_FILE].map((n) => n.replace('.', '\\.')).join('|')})$`) },
   [INDEX_SNAPSHOT_FILE]: { transient: false, dir: false },
   [RESCAN_REQUEST_FILE]: { transient: true, dir: false },
 };
@@ -167,6 +169,10 @@ export class Layout {
 
   partialPath(uuid: string, sha1: string): string {
     return path.join(this.root, PARTIAL_DIR, partialName(uuid, sha1));
+  }
+
+  clusterLevelPath(): string {
+    return path.join(this.root, CLUSTER_DIR, CLUSTER_LEVEL_FILE);
   }
 
   clusterStatePath(): string {

@@ -69,7 +69,7 @@ const CACHE_WRITE_DELAY_MS = 60_000;
 const WATCH_SETTLE_MS = 50;
 
 /** The state files parts of the server keep in serve_dir. */
-export type StateFile = 'cluster';
+export type StateFile = 'cluster' | 'cluster-level';
 
 export interface SortKey {
   uuid: string;
@@ -221,6 +221,7 @@ export class ImageStore extends EventEmitter {
   private statePath(name: StateFile): string {
     switch (name) {
       case 'cluster': return this.layout.clusterStatePath();
+      case 'cluster-level': return this.layout.clusterLevelPath();
     }
   }
 
