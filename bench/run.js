@@ -14,6 +14,8 @@
  *   download  one client, then 32 at once, on the 1 GiB file, ours vs nginx
  *   memory    our server's VmRSS, sampled all through listing and download
  *   ingest    1 GiB through HTTP PUT and through import-image, vs cat > file && sync
+ *   scale     cost at rest on a catalog of its own: 10,000 images, and 100,000 with --100k
+ *   cluster   with --cluster: three servers and a real etcd, 10,000 images (register, join, idle, restart)
  *
  * Knobs for quick trial runs (the defaults are the real benchmark):
  *   BENCH_IMAGES=10000 BENCH_FILE_MIB=1024 BENCH_SECONDS=10 BENCH_CLIENTS=32 BENCH_STARTUPS=5
@@ -39,7 +41,14 @@ import { downloadPhase } from './phases/download.js';
 import { ingestPhase } from './phases/ingest.js';
 import { LISTING_URLS, listingPhase } from './phases/listing.js';
 import { memoryRows } from './phases/memory.js';
+import { clusterPhase } from './phases/cluster.js';
+import { scalePhase } from './phases/scale.js';
 import { startupPhase } from './phases/startup.js';
+
+const FLAGS = new Set(process.argv.slice(2));
+for (const flag of FLAGS) {
+  if (flag !== '--100k' && flag !== '--cluster') throw new Error(`unknown option ${flag} (there are --100k and --cluster)`);
+}
 
 const int = (name, dflt) => {
   const v = process.env[name];
@@ -184,6 +193,15 @@ async function main() {
       await Promise.resolve().then(stop).catch((err) => process.stderr.write(`bench: ${err.message}\n`));
     }
     removeTempDir(tmp);
+  }
+  // Each makes a catalog of its own, once the main one is gone.
+  const more = [() => scalePhase({ images: 10_000 })];
+  if (FLAGS.has('--100k')) more.push(() => scalePhase({ images: 100_000 }));
+  if (FLAGS.has('--cluster')) more.push(() => clusterPhase({ images: 10_000, repo: REPO_ROOT }));
+  for (const phase of more) {
+    const { rows: r, setup: s } = await phase();
+    report.rows.push(...r);
+    report.setup.push(...s);
   }
   // Written only now: every child has exited, so the CPU they used is counted as ours.
   writeReport(report, loadAtStart, foreignCpu(cpuAtStart));
