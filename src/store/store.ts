@@ -58,6 +58,13 @@ export interface StoreOptions {
    * no background hashing, just the index as it is now.
    */
   watch?: boolean;
+  /**
+   * Start from the index snapshot when there is one (the default when
+   * watching). A one-shot command may too when it only needs the index as
+   * a server would serve it at start (import-image): folders added, gone or
+   * changed by a rename since the snapshot was written are still read.
+   */
+  fromSnapshot?: boolean;
 }
 
 /** How many directories a rescan loads before letting requests run. */
@@ -131,7 +138,7 @@ export class ImageStore extends EventEmitter {
     const leftovers = [...await removeLeftovers(store.layout), ...await removeDeadLocks(store.layout)];
     if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
     const watch = opts.watch !== false;
-    const cached = watch ? readIndexCache(store.layout) : null;
+    const cached = (opts.fromSnapshot ?? watch) ? readIndexCache(store.layout) : null;
     for (const record of cached ?? []) store.images.set(record.uuid, record);
     // With a snapshot, serving can start once the folders added or gone
     // since are known and those whose own stamp moved (a file in them
