@@ -73,6 +73,8 @@ const RESYNC_MIN_MS = 250;
 const RESYNC_MAX_MS = 2000;
 /** Events that arrive together are handled together. */
 const BATCH_MS = 20;
+/** How often a server still behind (a write to etcd to retry, a pull to make) compares everything, at most. */
+const BEHIND_PASS_MS = 10_000;
 const FAILED_SHOWN = 10;
 /** A partial pull nobody touched for this long is removed. */
 const PARTIAL_TTL_MS = 7 * 24 * 3_600_000;
@@ -267,7 +269,9 @@ export class Cluster {
       }
       await this.ensurePresence();
       await this.passSafely();
-      if (!(await this.sleep(this.cfg.sync_interval_ms))) this.fullPass = true;
+      // Watch events carry every change; the full pass is a safety net, cheap only when rare.
+      const interval = this.levelClock.isLevel ? this.cfg.sync_interval_ms : Math.min(this.cfg.sync_interval_ms, BEHIND_PASS_MS);
+      if (!(await this.sleep(interval))) this.fullPass = true;
     }
     this.servable();
   }

@@ -28,6 +28,10 @@ export class LevelClock {
     if (changed || (level && now - this.savedAt >= REFRESH_MS)) void this.save(now);
   }
 
+  get isLevel(): boolean {
+    return this.level;
+  }
+
   /** Seconds since the server was last level (0 while it is), to a tenth. */
   lagSeconds(now = Date.now()): number {
     return this.level ? 0 : Math.round((now - this.at) / 100) / 10;

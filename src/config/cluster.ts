@@ -71,7 +71,7 @@ export const clusterSchema = {
     peer_auth: { ...credentials, description: 'Credentials sent when pulling from peers (needed for private images or read_auth).' },
     concurrency: { description: 'How many large files (over 32 MiB) are pulled at once.', type: 'integer', minimum: 1, maximum: 16, default: 2 },
     small_concurrency: { description: 'How many small files (up to 32 MiB) are pulled at once, beside the large ones.', type: 'integer', minimum: 1, maximum: 64, default: 8 },
-    sync_interval_ms: { description: 'How often the full reconciliation runs even when nothing announced a change.', type: 'integer', minimum: 100, default: 10_000 },
+    sync_interval_ms: { description: 'How often a server level with the index compares every image even when nothing announced a change (a server still behind does so at least every 10 s). Each comparison costs time in proportion to the catalog.', type: 'integer', minimum: 100, default: 300_000 },
   },
 } as const;
 

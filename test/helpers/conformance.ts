@@ -65,6 +65,22 @@ export function assertConforms(t: ExecutionContext, serveDir: string, what: stri
   t.deepEqual(strayEntries(serveDir, allowed), [], `${what}: serve_dir holds only what the layout describes`);
 }
 
+/**
+ * The same, of a serve_dir a running server may be writing to: one of its
+ * own small atomic writes (a state file) may be in .staging at any moment,
+ * and is gone a moment later, while a leftover stays. Polls until nothing
+ * is stray or `ms` has passed, then asserts on what is there.
+ */
+export async function assertConformsSoon(t: ExecutionContext, serveDir: string, what: string, allowed: Allowed = {}, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let stray = strayEntries(serveDir, allowed);
+  while (stray.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    stray = strayEntries(serveDir, allowed);
+  }
+  t.deepEqual(stray, [], `${what}: serve_dir holds only what the layout describes`);
+}
+
 /** The transactions in <serve_dir>/.staging now (none, or no folder at all, when no import runs). */
 export function stagingEntries(serveDir: string): string[] {
   try {

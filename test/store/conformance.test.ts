@@ -22,7 +22,7 @@ import { gzipSync } from 'node:zlib';
 import test, { type ExecutionContext } from 'ava';
 import { sealLine } from '../../src/cli/seal.js';
 import { ImageStore } from '../../src/store/store.js';
-import { assertConforms, stagingEntries, strayEntries, type Allowed } from '../helpers/conformance.js';
+import { assertConforms, assertConformsSoon, stagingEntries, strayEntries, type Allowed } from '../helpers/conformance.js';
 import { sha1, tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
 import { waitFor } from '../helpers/server.js';
 import { spawnServer, writeConfig, type Child } from '../cli/spawn.js';
@@ -358,7 +358,7 @@ testNeeding(ETCD, 'etcd', 'etcd-server').serial('cluster pull, hang-up, SIGKILL 
   a.proxy!.restore();
   a.proxy!.release();
   await served(cut.uuid, cut.sha1);
-  assertConforms(t, b.serveDir, 'cluster pull, hang-up, then pulled again', { partials: true });
+  await assertConformsSoon(t, b.serveDir, 'cluster pull, hang-up, then pulled again', { partials: true });
 
   a.proxy!.holdAfter(1024 * 1024);
   const killed = await a.publishLarge(size);
@@ -367,7 +367,7 @@ testNeeding(ETCD, 'etcd', 'etcd-server').serial('cluster pull, hang-up, SIGKILL 
   a.proxy!.release();
   await b.start();
   await served(killed.uuid, killed.sha1);
-  assertConforms(t, b.serveDir, 'cluster pull, SIGKILL, then pulled after the restart', { partials: true });
+  await assertConformsSoon(t, b.serveDir, 'cluster pull, SIGKILL, then pulled after the restart', { partials: true });
 
   // A's copy goes bad while B is down: same size, one byte flipped at the end.
   t.is(await b.stop(), 0);
