@@ -16,7 +16,7 @@ import test, { type ExecutionContext } from 'ava';
 import { sha1, tmpDir } from '../helpers/images.js';
 import { waitFor } from '../helpers/server.js';
 import { spawnServer, type Child } from '../cli/spawn.js';
-import { BEARER, call, dataFiles, jsonBody, manifestAndFile, minimalManifest, parse, writers } from './kit.js';
+import { BEARER, call, dataFiles, jsonBody, manifestAndFile, minimalManifest, parse, uploadHead, writers } from './kit.js';
 import { assertConforms, stagingEntries } from '../helpers/conformance.js';
 
 /** 2 kinds × 3 moments × 2: every variant below (a replaced file, a sniffed compression) meets every moment once. */
@@ -95,33 +95,18 @@ async function killDuring(child: Child, serveDir: string, upload: Upload, moment
 }
 
 function putUpload(port: number, uuid: string, bytes: Buffer): Upload {
-  const head = [
-    `PUT /images/${uuid}/file?compression=gzip&sha1=${sha1(bytes)} HTTP/1.1`,
-    'Host: 127.0.0.1',
-    `Authorization: ${BEARER}`,
-    'Content-Type: application/json',
-    `Content-Length: ${bytes.length}`,
-    'Connection: close',
-  ].join('\r\n');
-  return { port, startsOnHead: true, head: Buffer.from(`${head}\r\n\r\n`), file: bytes, tail: Buffer.alloc(0) };
+  const head = uploadHead(`PUT /images/${uuid}/file?compression=gzip&sha1=${sha1(bytes)}`, 'application/json', bytes.length);
+  return { port, startsOnHead: true, head, file: bytes, tail: Buffer.alloc(0) };
 }
 
 function multipartUpload(port: number, manifest: Record<string, unknown>, bytes: Buffer): Upload {
   const form = manifestAndFile(manifest, bytes);
   // split the body around the file's bytes: they are the only copy of them in it
   const at = form.body.indexOf(bytes);
-  const head = [
-    'POST /images?activate=true HTTP/1.1',
-    'Host: 127.0.0.1',
-    `Authorization: ${BEARER}`,
-    `Content-Type: ${form.contentType}`,
-    `Content-Length: ${form.body.length}`,
-    'Connection: close',
-  ].join('\r\n');
   return {
     port,
     startsOnHead: false,
-    head: Buffer.concat([Buffer.from(`${head}\r\n\r\n`), form.body.subarray(0, at)]),
+    head: Buffer.concat([uploadHead('POST /images?activate=true', form.contentType, form.body.length), form.body.subarray(0, at)]),
     file: bytes,
     tail: form.body.subarray(at + bytes.length),
   };

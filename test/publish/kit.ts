@@ -241,6 +241,18 @@ export function manifestAndFile(manifest: Record<string, unknown>, bytes: Buffer
   ]);
 }
 
+/** The head of an upload sent byte by byte (to be cut short): request line, the writer's token, type and length. */
+export function uploadHead(requestLine: string, contentType: string, length: number): Buffer {
+  return Buffer.from(`${[
+    `${requestLine} HTTP/1.1`,
+    'Host: 127.0.0.1',
+    `Authorization: ${BEARER}`,
+    `Content-Type: ${contentType}`,
+    `Content-Length: ${length}`,
+    'Connection: close',
+  ].join('\r\n')}\r\n\r\n`);
+}
+
 /* --- serve_dir ------------------------------------------------------------ */
 
 /** What the server keeps for its own use: not "stored" data (folders only while empty). */

@@ -30,7 +30,7 @@ import { IMPORT_IMAGE, fingerprint } from '../gz/kit.js';
 import { IMAGE_SERVER, captureLog, dsapidImgapiImage, imgapiHandler, sendBytes, standIn, type StandImage } from '../mirror/kit.js';
 import { ETCD, EtcdProcess, Node, testPrefix, until } from '../cluster/kit.js';
 import { testNeeding } from '../helpers/system-tools.js';
-import { BEARER, call, jsonBody, manifestAndFile, minimalManifest, writers } from '../publish/kit.js';
+import { BEARER, call, jsonBody, manifestAndFile, minimalManifest, uploadHead, writers } from '../publish/kit.js';
 
 const ABORTS = ['bad hash', 'short body', 'hang-up', 'SIGKILL'] as const;
 type Abort = (typeof ABORTS)[number];
@@ -91,34 +91,12 @@ interface RawUpload {
 }
 
 function putUpload(uuid: string, bytes: Buffer, claimedSha1: string): RawUpload {
-  return {
-    head: Buffer.from([
-      `PUT /images/${uuid}/file?compression=gzip&sha1=${claimedSha1} HTTP/1.1`,
-      'Host: 127.0.0.1',
-      `Authorization: ${BEARER}`,
-      'Content-Type: application/octet-stream',
-      `Content-Length: ${bytes.length}`,
-      'Connection: close',
-      '', '',
-    ].join('\r\n')),
-    body: bytes,
-  };
+  return { head: uploadHead(`PUT /images/${uuid}/file?compression=gzip&sha1=${claimedSha1}`, 'application/octet-stream', bytes.length), body: bytes };
 }
 
 function multipartUpload(manifest: Record<string, unknown>, bytes: Buffer): RawUpload {
   const form = manifestAndFile(manifest, bytes);
-  return {
-    head: Buffer.from([
-      'POST /images?activate=true HTTP/1.1',
-      'Host: 127.0.0.1',
-      `Authorization: ${BEARER}`,
-      `Content-Type: ${form.contentType}`,
-      `Content-Length: ${form.body.length}`,
-      'Connection: close',
-      '', '',
-    ].join('\r\n')),
-    body: form.body,
-  };
+  return { head: uploadHead('POST /images?activate=true', form.contentType, form.body.length), body: form.body };
 }
 
 /** Sends the head and the first `cut` bytes of the body; resolves with the socket and its answer so far. */
