@@ -21,6 +21,7 @@
  * serves what it holds, keeps pulling what it already knew about, and
  * catches up (both ways) once etcd answers again.
  */
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
@@ -69,8 +70,8 @@ export interface ClusterDeps {
 
 /** How long the presence key outlives a server that stopped answering. */
 const PRESENCE_TTL_S = 10;
-const RESYNC_MIN_MS = 250;
-const RESYNC_MAX_MS = 2000;
+/** Between attempts to list the index while etcd does not answer; jittered, so servers do not come back in step. */
+const RELIST_BACKOFF = new ExponentialBackoff({ initialDelay: 250, maxDelay: 2000 });
 /** Events that arrive together are handled together. */
 const BATCH_MS = 20;
 /** How often a server still behind (a write to etcd to retry, a pull to make) compares everything, at most. */
@@ -252,18 +253,18 @@ export class Cluster {
   }
 
   private async run(): Promise<void> {
-    let delay = RESYNC_MIN_MS;
+    let backoff: IBackoff<unknown> | undefined;
     while (!this.stopped) {
       if (!this.listed) {
         try {
           await this.relist();
-          delay = RESYNC_MIN_MS;
+          backoff = undefined;
         } catch (err) {
           this.down(err);
           // Offline, the server still pulls what it knew of and applies known deletions.
           await this.passSafely();
-          await this.pause(delay);
-          delay = Math.min(RESYNC_MAX_MS, delay * 2);
+          backoff = backoff ? backoff.next(undefined) : RELIST_BACKOFF.next();
+          await this.pause(backoff.duration);
           continue;
         }
       }
