@@ -10,7 +10,8 @@
  * once, then kept current by a watch; listed again after any
  * disconnection, which also covers history compacted while it was away);
  * reconcile.ts decides, without etcd or disk, what each image needs;
- * puller.ts fetches files from holders. This file is the loop that ties
+ * actions.ts carries out those decisions here and in etcd; puller.ts
+ * fetches files from holders. This file is the loop that ties
  * them: it reconciles the images an event names (a watch event, a store
  * change, a pull that ended), and every image once per sync interval and
  * after each listing.
@@ -25,16 +26,16 @@ import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { errors } from '../errors.js';
 import { manifestHash } from '../manifest/hash.js';
-import { isActivated, replacement } from '../manifest/states.js';
+import { isActivated } from '../manifest/states.js';
 import type { ImageRecord, ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
 import { Keys, createClient, listAll, nextRevision, watchFrom, withTimeout } from './etcd.js';
-import { IndexView, type IndexEntry, type Tombstone } from './index-view.js';
+import { IndexView, type IndexEntry } from './index-view.js';
 import { Puller } from './puller.js';
 import { reconcile, type Action, type LocalSide } from './reconcile.js';
 import { defaultServerId, type ClusterConfig } from '../config/cluster.js';
+import { ActionRunner } from './actions.js';
 import { LevelClock } from './level.js';
 import { SyncedState } from './synced.js';
 import { IndexWrites } from './writes.js';
@@ -122,6 +123,7 @@ export class Cluster {
   private deletedHere = new Set<string>();
   private readonly hashes = new WeakMap<ImageRecord, string>();
   private readonly local: LocalSide;
+  private readonly actions: ActionRunner;
 
   private firstPass: (() => void) | undefined;
   private readonly firstPassDone: Promise<void>;
@@ -167,6 +169,13 @@ export class Cluster {
       deletedHere: (uuid) => this.deletedHere.has(uuid),
       obstacle: (uuid) => (this.store.get(uuid) ? 'unactivated' : this.store.brokenImages().has(uuid) ? 'broken' : undefined),
     };
+    this.actions = new ActionRunner({
+      id: this.id, store: this.store, writer: this.writer, writes: this.writes, synced: this.synced, local: this.local, log: this.log,
+      hashOf: (record) => this.hashOf(record),
+      warnOnce: (key, fields, msg) => this.warnOnce(key, fields, msg),
+      retry: (uuid) => this.touch(uuid),
+      removed: (uuid) => this.deletedHere.add(uuid),
+    });
     this.firstPassDone = new Promise((resolve) => {
       this.firstPass = resolve;
     });
@@ -472,117 +481,12 @@ export class Cluster {
   /** One image's actions; its own failure (a disk error, say) does not hold up the others. */
   private async step(uuid: string, actions: Action[]): Promise<void> {
     try {
-      for (const action of actions) await this.act(action);
+      for (const action of actions) if (!(await this.actions.act(action))) this.behind.add(uuid);
     } catch (err) {
       if (err instanceof EtcdDown) throw err;
       this.behind.add(uuid);
       this.log.warn({ uuid, err: errorMessage(err) }, 'cluster step failed; will retry');
     }
-  }
-
-  private async act(action: Action): Promise<void> {
-    const uuid = action.uuid;
-    const record = this.store.get(uuid);
-    switch (action.kind) {
-      case 'agree':
-        this.synced.set(uuid, action.rev, action.hash);
-        return;
-      case 'apply':
-        if (record) await this.applyRemote(record, action.entry, action.localHash);
-        return;
-      case 'publish': {
-        if (!record) return;
-        const hash = this.hashOf(record);
-        const rev = await this.writes.publish(record.manifest, record.legacy, action.entry, hash);
-        // etcd's newer version arrives through the watch and wins.
-        if (rev === undefined) return;
-        this.synced.set(uuid, rev, hash);
-        this.log.info({ uuid, state: record.manifest.state }, 'published a local change to the cluster index');
-        return;
-      }
-      case 'remove':
-        if (!(await this.removeLocal(uuid, action.tomb))) this.behind.add(uuid);
-        return;
-      case 'delete':
-        // Back since the pass began (its store event follows): nothing to delete.
-        if (this.local.image(uuid)) return;
-        await this.publishDeletion(uuid, action.entry);
-        return;
-      case 'withdraw':
-        if (this.local.image(uuid)) return;
-        await this.writes.withdraw(uuid);
-        this.log.info({ uuid }, 'no longer holds an indexed image; withdrew as its holder');
-        return;
-      case 'forget':
-        if (!this.local.image(uuid)) this.synced.delete(uuid);
-        return;
-      case 'conflict':
-        this.warnOnce(`${action.why}:${uuid}`, { uuid }, CONFLICTS[action.why]);
-        return;
-      // The pass registers and holds in batches; the puller pulls.
-      case 'pull':
-      case 'register':
-      case 'hold':
-        return;
-    }
-  }
-
-  /** Applies the index's version of a manifest to the local copy. */
-  private async applyRemote(record: ImageRecord, entry: IndexEntry, localHash: string): Promise<void> {
-    const uuid = record.uuid;
-    const event = record.manifest.disabled !== entry.manifest.disabled
-      ? (entry.manifest.disabled ? 'disabled' : 'enabled')
-      : 'updated';
-    try {
-      // A local change that landed since we looked is not overwritten blind.
-      const after = await this.writer.change(uuid, replacement(entry.manifest, `${event} (cluster)`),
-        { via: 'cluster', by: `cluster:${entry.by}`, peer: entry.by }, { expectHash: localHash });
-      this.synced.set(uuid, entry.modRev, this.hashOf(after));
-      this.log.info({ uuid, event, by: entry.by, state: entry.manifest.state }, 'applied a change from the cluster index');
-    } catch (err) {
-      if (errors.ImageChanged.is(err)) {
-        this.touch(uuid);
-        return;
-      }
-      throw err;
-    }
-  }
-
-  private async publishDeletion(uuid: string, entry: IndexEntry): Promise<void> {
-    const local = this.store.tombstone(uuid);
-    const tomb: Tombstone = {
-      uuid,
-      name: entry.manifest.name,
-      version: entry.manifest.version,
-      deleted_at: local?.deleted_at ?? new Date().toISOString(),
-      by: local?.by ?? 'unknown',
-      server: this.id,
-    };
-    if (await this.writes.delete(tomb)) {
-      this.log.info({ uuid, name: tomb.name, version: tomb.version, by: tomb.by }, 'published a deletion to the cluster index');
-    }
-  }
-
-  /**
-   * Deleted in the index: remove the local copy (leaving a local tombstone).
-   * An origin that images kept here are built on stays until they go, as
-   * DeleteImage would refuse it here; false while it stays.
-   */
-  private async removeLocal(uuid: string, tomb: Tombstone): Promise<boolean> {
-    try {
-      await this.writer.remove(uuid, { via: 'cluster', by: `${tomb.by ?? 'unknown'} (cluster: ${tomb.server ?? 'unknown'})` });
-    } catch (err) {
-      if (errors.ImageHasDependentImages.is(err)) {
-        this.warnOnce(`dependents:${uuid}`, { uuid, err: err.message },
-          'deleted in the cluster index, but images here are built on it: keeping it until they are gone');
-        return false;
-      }
-      if (this.store.get(uuid) !== undefined) throw err;
-    }
-    this.deletedHere.add(uuid);
-    this.synced.delete(uuid);
-    this.log.info({ uuid, name: tomb.name, version: tomb.version, by: tomb.by, server: tomb.server }, 'removed an image deleted in the cluster');
-    return true;
   }
 
   /** The manifest's hash, computed once per loaded record. */
@@ -598,12 +502,6 @@ export class Cluster {
     this.log.warn(fields, msg);
   }
 }
-
-const CONFLICTS = {
-  'other-file': 'the index has another file for this uuid than this server; leaving this copy alone',
-  'broken-folder': 'not pulling an indexed image: a broken folder of that uuid is in the way',
-  'deleted-here': 'not pulling an indexed image that was deleted on this server',
-} as const;
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
