@@ -27,7 +27,7 @@ import { ApiError, errors } from '../errors.js';
 import { channelAdding, type Channels } from '../manifest/channels.js';
 import { publishable } from '../manifest/publish.js';
 import type { Compression } from '../manifest/types.js';
-import { SNIFF_BYTES, compressionOf } from '../store/sniff.js';
+import { compressionOfFile } from '../store/sniff.js';
 import type { ImageStore } from '../store/store.js';
 import { LocalFile, type ImageWriter, type Provenance } from '../store/writer.js';
 import {
@@ -428,7 +428,7 @@ export class Mirror {
             log.info({ from, size: image.size }, 'mirror: resuming an interrupted download');
           },
         }, opts.signal), this.retryContext(`image ${image.uuid}`, opts));
-        const copy = { ...image, compression: await this.trueCompression(image, got.file, log) };
+        const copy = { ...image, compression: this.trueCompression(image, got.file, log) };
         try {
           await this.opts.writer.create(publishable(localManifest(copy, entry.role, this.channel)), this.provenance(), {
             file: {
@@ -467,15 +467,8 @@ export class Mirror {
    * The compression the bytes have, whatever the manifest says: some
    * upstreams label a gzip file "none", and imgadm fails on such an image.
    */
-  private async trueCompression(image: UpstreamImage, file: string, log: Logger): Promise<Compression> {
-    const head = Buffer.alloc(SNIFF_BYTES);
-    const fh = await fs.open(file, 'r');
-    try {
-      await fh.read(head, 0, SNIFF_BYTES, 0);
-    } finally {
-      await fh.close();
-    }
-    const truth = compressionOf(head);
+  private trueCompression(image: UpstreamImage, file: string, log: Logger): Compression {
+    const truth = compressionOfFile(file);
     if (truth !== image.compression) {
       log.warn({ upstream: this.upstream.url, labelled: image.compression, actual: truth },
         `mirror: ${this.upstream.url} labels this file's compression wrongly; it is stored as the bytes say`);

@@ -12,7 +12,7 @@ import { isActivated } from '../manifest/states.js';
 import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
 import { isSafeFileName, type Layout } from './layout.js';
 import { sidecarFromText, type Sidecar } from './sidecar.js';
-import { SNIFF_BYTES, compressionOf } from './sniff.js';
+import { compressionOfFile } from './sniff.js';
 
 export interface StoredFile {
   name: string;
@@ -253,19 +253,9 @@ function isInside(realRoot: string, p: string): boolean {
 
 /** The compression the file's first bytes show; undefined if it cannot be read (the stat passed, so rarely). */
 function sniffCompression(p: string): Compression | undefined {
-  const head = Buffer.alloc(SNIFF_BYTES);
-  let fd: number;
   try {
-    fd = fs.openSync(p, 'r');
+    return compressionOfFile(p);
   } catch {
     return undefined;
   }
-  try {
-    fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
-  } catch {
-    return undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
-  return compressionOf(head);
 }

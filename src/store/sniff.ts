@@ -2,6 +2,7 @@
  * Compression from the first bytes of a file or stream: gzip, bzip2 and xz
  * have magic numbers, a raw zfs send stream has none of them.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Compression } from '../manifest/types.js';
 
@@ -13,6 +14,18 @@ export function compressionOf(head: Buffer): Compression {
   if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
   if (head.subarray(0, 6).equals(XZ_MAGIC)) return 'xz';
   return 'none';
+}
+
+/** The compression a file's first bytes show (six bytes read; throws if the file cannot be read). */
+export function compressionOfFile(file: string): Compression {
+  const head = Buffer.alloc(SNIFF_BYTES);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, head, 0, SNIFF_BYTES, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return compressionOf(head);
 }
 
 /**
