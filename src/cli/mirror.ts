@@ -18,7 +18,8 @@ import { createLogger } from '../log.js';
 import { Channels } from '../manifest/channels.js';
 import { ImageStore } from '../store/store.js';
 import { ImageWriter } from '../store/writer.js';
-import { count, failed, Mirror, type ItemResult, type MirrorListener, type PlanEntry } from '../mirror/engine.js';
+import { Mirror, type PlanEntry } from '../mirror/engine.js';
+import { count, failed, type ItemResult, type MirrorListener } from '../mirror/report.js';
 import type { UpstreamType } from '../mirror/upstream.js';
 
 interface Options {

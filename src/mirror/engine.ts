@@ -31,13 +31,14 @@ import { compressionOfFile } from '../store/sniff.js';
 import type { ImageStore } from '../store/store.js';
 import { LocalFile, type ImageWriter, type Provenance } from '../store/writer.js';
 import {
-  listUpstream, MAX_ENTRY_BYTES, toUpstreamImage, wanted, type Filters, type ListingHooks, type ListingProgress,
+  listUpstream, MAX_ENTRY_BYTES, toUpstreamImage, wanted, type Filters, type ListingHooks,
   type UpstreamImage,
 } from './catalog.js';
 import type { ArrayEntry } from './jsonarray.js';
 import { download } from './download.js';
 import { localManifest, plan, type FetchedOrigin, type LocalState, type PlanEntry, type Role } from './planner.js';
 import { CircuitBreaker, DEFAULT_BREAKER, DEFAULT_RETRY, withRetry, type BreakerPolicy, type RetryPolicy } from './retry.js';
+import { count, itemResult, type ItemResult, type MirrorListener, type MirrorReport } from './report.js';
 import { Upstream, type ByteBudget, type UpstreamType } from './upstream.js';
 
 export interface MirrorSpec {
@@ -70,58 +71,12 @@ export interface EngineOptions {
 
 export type { PlanEntry, Role };
 
-/** channel-added: here already, added to the run's channel; channel-planned: so in a dry run. */
-export type Outcome = 'copied' | 'present' | 'deleted' | 'failed' | 'planned' | 'channel-added' | 'channel-planned';
-
-export interface ItemResult {
-  uuid: string;
-  name?: string;
-  version?: string;
-  role?: Role;
-  outcome: Outcome;
-  error?: string;
-  /** Bytes fetched over the network in this run. */
-  bytes?: number;
-  resumedFrom?: number;
-  seconds?: number;
-}
-
-export interface MirrorReport {
-  upstream: string;
-  type: UpstreamType;
-  dryRun: boolean;
-  startedAt: string;
-  seconds: number;
-  /** Set when the run did not reach the upstream because its breaker is open. */
-  pausedUntil?: string;
-  /** Set when the listing itself failed. */
-  error?: string;
-  listed: number;
-  /** Listed manifests that cannot be mirrored. */
-  rejected: number;
-  selected: number;
-  /** Copies planned, origins first (all of them in a dry run, else what was tried). */
-  plan: PlanEntry[];
-  results: ItemResult[];
-}
-
-export interface MirrorListener {
-  listing?(progress: ListingProgress): void;
-  planned?(plan: readonly PlanEntry[]): void;
-  started?(entry: PlanEntry): void;
-  bytes?(entry: PlanEntry, n: number): void;
-  retrying?(what: string, err: Error, delayMs: number): void;
-  finished?(result: ItemResult, entry?: PlanEntry): void;
-}
-
 export interface RunOptions {
   dryRun?: boolean;
   signal?: AbortSignal;
   listener?: MirrorListener;
 }
 
-export const count = (report: MirrorReport, outcome: Outcome) => report.results.filter((r) => r.outcome === outcome).length;
-export const failed = (report: MirrorReport) => report.error !== undefined || report.results.some((r) => r.outcome === 'failed');
 
 const PARTIAL_TTL_MS = 7 * 24 * 3_600_000;
 const MAX_LISTING_BYTES = 256 * 1024 * 1024;
@@ -479,8 +434,4 @@ export class Mirror {
   private provenance(): Provenance {
     return { via: 'mirror', by: 'mirror', url: this.upstream.url, type: this.upstream.type };
   }
-}
-
-function itemResult(entry: PlanEntry, outcome: Outcome): ItemResult {
-  return { uuid: entry.image.uuid, name: entry.image.name, version: entry.image.version, role: entry.role, outcome };
 }

@@ -12,7 +12,8 @@ import type { Logger } from '../log.js';
 import { Channels } from '../manifest/channels.js';
 import type { ImageStore } from '../store/store.js';
 import type { ImageWriter } from '../store/writer.js';
-import { Mirror, type EngineOptions, type MirrorReport, type MirrorSpec } from './engine.js';
+import { Mirror, type EngineOptions, type MirrorSpec } from './engine.js';
+import type { MirrorReport } from './report.js';
 import { displayUrl } from '../fetch/url.js';
 import { normalizeUpstreamUrl } from './upstream.js';
 

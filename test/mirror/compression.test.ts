@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import type { Compression } from '../../src/manifest/types.js';
-import { count } from '../../src/mirror/engine.js';
+import { count } from '../../src/mirror/report.js';
 import { sha1 } from '../helpers/images.js';
 import { startServer } from '../helpers/server.js';
 import { request } from '../http/kit.js';

@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { count, failed } from '../../src/mirror/engine.js';
+import { count, failed } from '../../src/mirror/report.js';
 import { sha1, v1Manifest, writeImage } from '../helpers/images.js';
 import { startServer } from '../helpers/server.js';
 import { json, request } from '../http/kit.js';

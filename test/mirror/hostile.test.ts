@@ -11,7 +11,7 @@ import type http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import test from 'ava';
 import type { ListingProgress } from '../../src/mirror/catalog.js';
-import { count } from '../../src/mirror/engine.js';
+import { count } from '../../src/mirror/report.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { request } from '../http/kit.js';
 import { assertOnlyWholeImages, captureLog, dsapidImgapiImage, imgapiHandler, mirrorInto, sendJson, standIn } from './kit.js';

@@ -6,7 +6,7 @@
  * paging instead of looping.
  */
 import test from 'ava';
-import { count, failed } from '../../src/mirror/engine.js';
+import { count, failed } from '../../src/mirror/report.js';
 import { startServer } from '../helpers/server.js';
 import { dsapidImgapiImage, fileRequests, imgapiHandler, mirrorInto, standIn } from './kit.js';
 

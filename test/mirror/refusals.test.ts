@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import test from 'ava';
 import { errors } from '../../src/errors.js';
-import { count } from '../../src/mirror/engine.js';
+import { count } from '../../src/mirror/report.js';
 import type { Manifest } from '../../src/manifest/types.js';
 import { sha1, v2Manifest } from '../helpers/images.js';
 import { startServer } from '../helpers/server.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { count, failed } from '../../src/mirror/engine.js';
+import { count, failed } from '../../src/mirror/report.js';
 import { tmpDir } from '../helpers/images.js';
 import { startServer } from '../helpers/server.js';
 import { dsapidImgapiImage, imgapiHandler, mirrorInto, runCli, standIn } from './kit.js';

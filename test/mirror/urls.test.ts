@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { failed } from '../../src/mirror/engine.js';
+import { failed } from '../../src/mirror/report.js';
 import { Upstream } from '../../src/mirror/upstream.js';
 import { startServer } from '../helpers/server.js';
 import { dsapidImgapiImage, imgapiHandler, mirrorInto, standIn } from './kit.js';
