@@ -11,7 +11,8 @@
  * disconnection, which also covers history compacted while it was away);
  * reconcile.ts decides, without etcd or disk, what each image needs;
  * actions.ts carries out those decisions here and in etcd; puller.ts
- * fetches files from holders. This file is the loop that ties
+ * fetches files from holders, and suspects.ts tells a holder whose bytes
+ * did not match, which then checks its copy. This file is the loop that ties
  * them: it reconciles the images an event names (a watch event, a store
  * change, a pull that ended), and every image once per sync interval and
  * after each listing.
@@ -37,6 +38,7 @@ import { reconcile, type Action, type LocalSide } from './reconcile.js';
 import { defaultServerId, type ClusterConfig } from '../config/cluster.js';
 import { ActionRunner } from './actions.js';
 import { LevelClock } from './level.js';
+import { Suspects } from './suspects.js';
 import { SyncedState } from './synced.js';
 import { IndexWrites } from './writes.js';
 
@@ -95,6 +97,7 @@ export class Cluster {
   private readonly client: Etcd3;
   private readonly synced: SyncedState;
   private readonly puller: Puller;
+  private readonly suspects: Suspects;
   private readonly view: IndexView;
   private readonly writes: IndexWrites;
   private readonly version: string;
@@ -148,6 +151,7 @@ export class Cluster {
     this.view = new IndexView(this.keys, { id: this.id, url: this.url }, (uuid, rev) =>
       this.warnOnce(`bad:${uuid}:${rev}`, { uuid }, 'ignoring an index entry that is not a manifest'));
     this.writes = new IndexWrites(this.client, this.keys, this.view, { id: this.id, url: this.url }, (call) => this.etcd(call));
+    this.suspects = new Suspects({ id: this.id, keys: this.keys, client: this.client, store: deps.store, writer: deps.writer, log: this.log });
     const auth = cfg.peer_auth;
     this.puller = new Puller({
       store: deps.store,
@@ -160,6 +164,7 @@ export class Cluster {
       holdersOf: (uuid) => this.view.holdersOf(uuid),
       indexed: (uuid) => this.view.entries.has(uuid),
       pulled: (uuid) => this.touch(uuid),
+      badBytes: (uuid, holder, problem) => void this.suspects.report(uuid, holder, problem),
     });
     this.local = {
       image: (uuid) => {
@@ -205,6 +210,7 @@ export class Cluster {
     this.store.off('change', this.onStoreChange);
     this.puller.stop();
     this.wake?.();
+    await withTimeout(this.suspects.stop(), 1000);
     await withTimeout(this.running ?? Promise.resolve(), 2000);
     await withTimeout(this.watcher?.cancel() ?? Promise.resolve(), 1000);
     // Leave at once rather than when the lease runs out.
@@ -362,12 +368,14 @@ export class Cluster {
     if (old) await withTimeout(old.cancel(), 1000);
     const listing = await listAll(this.client, this.keys.prefix);
     this.view.load(listing.kvs, listing.revision);
+    for (const kv of listing.kvs) this.suspects.heard(kv);
     this.fullPass = true;
     this.synced.etcdIs(listing.clusterId);
     this.watcher = await watchFrom(this.client, this.keys.prefix, nextRevision(listing.revision), {
       put: (kv) => {
         const uuid = this.view.put(kv);
         if (uuid) this.touch(uuid);
+        this.suspects.heard(kv);
       },
       delete: (kv) => {
         const uuid = this.view.delete(kv);

@@ -8,6 +8,7 @@
  *   <prefix>holders/<uuid>/<server id> the advertise_url of a server that holds the file
  *   <prefix>deleted/<uuid>             {"uuid", "name", "version", "deleted_at", "by", "server"}
  *   <prefix>servers/<server id>        {"url", "version", "started_at"}, on a lease: live servers only
+ *   <prefix>suspect/<uuid>/<server id> {"by", "at", "problem"}: a peer got bytes from that holder that do not match
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -74,6 +75,10 @@ export class Keys {
     return `${this.prefix}servers/${id}`;
   }
 
+  suspect(uuid: string, server: string): string {
+    return `${this.prefix}suspect/${uuid}/${server}`;
+  }
+
   /** What a key under the prefix names, or undefined for keys this server does not use. */
   parse(key: string): ParsedKey | undefined {
     if (!key.startsWith(this.prefix)) return undefined;
@@ -85,6 +90,7 @@ export class Keys {
     if (parts[0] === 'images' && parts.length === 2) return { kind: 'image', uuid };
     if (parts[0] === 'deleted' && parts.length === 2) return { kind: 'deleted', uuid };
     if (parts[0] === 'holders' && parts.length === 3 && parts[2]) return { kind: 'holder', uuid, server: parts[2] };
+    if (parts[0] === 'suspect' && parts.length === 3 && parts[2]) return { kind: 'suspect', uuid, server: parts[2] };
     return undefined;
   }
 }
@@ -93,6 +99,7 @@ export type ParsedKey =
   | { kind: 'image'; uuid: string }
   | { kind: 'deleted'; uuid: string }
   | { kind: 'holder'; uuid: string; server: string }
+  | { kind: 'suspect'; uuid: string; server: string }
   | { kind: 'server'; server: string };
 
 export interface Listing {

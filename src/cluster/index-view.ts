@@ -89,6 +89,9 @@ export class IndexView {
           // not a server's announcement
         }
         return undefined;
+      case 'suspect':
+        // Reports to a holder, not part of the index (cluster/suspects.ts).
+        return undefined;
     }
   }
 
@@ -109,6 +112,8 @@ export class IndexView {
         return key.uuid;
       case 'server':
         this.servers.delete(key.server);
+        return undefined;
+      case 'suspect':
         return undefined;
     }
   }

@@ -46,9 +46,11 @@ export interface PullerOptions {
   indexed(uuid: string): boolean;
   /** Called after each pull, whether it worked or not. */
   pulled(uuid: string, ok: boolean): void;
+  /** A holder sent a whole file that does not match the manifest: it should know. */
+  badBytes(uuid: string, holder: Holder, problem: string): void;
 }
 
-type WantState = 'queued' | 'running' | 'backoff' | 'origin' | 'no-holder' | 'failed';
+type WantState = 'queued' | 'running' | 'backoff' | 'origin' | 'failed';
 
 interface Want {
   uuid: string;
@@ -100,7 +102,7 @@ export class Puller {
     const known = this.wanted.get(uuid);
     if (known) {
       known.entry = entry;
-      if (known.state === 'origin' || known.state === 'no-holder' || known.state === 'failed') this.place(known);
+      if (known.state === 'origin' || known.state === 'failed') this.place(known);
       return;
     }
     const size = entry.manifest.files[0]?.size ?? 0;
@@ -171,14 +173,12 @@ export class Puller {
       return;
     }
     const holders = this.opts.holdersOf(want.uuid);
-    if (holders.length === 0) {
-      want.state = 'no-holder';
-      return;
-    }
     if (this.candidates(want, holders).length === 0) {
+      // Registering an image lists its first holder in the same transaction: an image with none has lost every copy.
       if (want.state !== 'failed') {
-        this.opts.log.warn({ uuid: want.uuid, holders: holders.map((h) => h.id) },
-          'no holder has good bytes of this image; giving up until a holder changes');
+        this.opts.log.warn({ uuid: want.uuid, holders: holders.map((h) => h.id) }, holders.length === 0
+          ? 'no server holds this image any more; giving up until one does'
+          : 'no holder has good bytes of this image; giving up until a holder changes');
       }
       want.state = 'failed';
       this.failedSet.add(want.uuid);
@@ -252,8 +252,10 @@ export class Puller {
     this.counts.failed++;
     want.attempts++;
     // Bytes kept from an earlier attempt may have come from another holder: only a whole file proves this one wrong.
-    if (errors.Download.is(err) || (err instanceof BadBytes && err.keptFrom === 0)) want.bad.add(`${holder.id}@${holder.rev}`);
-    else want.failures.set(holder.id, (want.failures.get(holder.id) ?? 0) + 1);
+    if (errors.Download.is(err) || (err instanceof BadBytes && err.keptFrom === 0)) {
+      want.bad.add(`${holder.id}@${holder.rev}`);
+      this.opts.badBytes(want.uuid, holder, describe(err));
+    } else want.failures.set(holder.id, (want.failures.get(holder.id) ?? 0) + 1);
     if (this.candidates(want).length === 0) {
       log.warn({ err: describe(err), attempts: want.attempts }, 'pull failed');
       this.place(want);

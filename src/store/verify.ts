@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { disabling } from '../manifest/states.js';
 import { hashFile } from './file-hash.js';
-import type { ImageStore } from './store.js';
+import type { ImageRecord, ImageStore } from './store.js';
 import type { ImageWriter } from './writer.js';
 
 export interface VerifyProblem {
@@ -59,24 +59,27 @@ export function bytesToVerify(store: ImageStore): number {
 export async function verifyImages(store: ImageStore, opts: VerifyOptions = {}): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = [];
   for (const [uuid, why] of store.brokenImages()) problems.push({ uuid, problem: why.join('; ') });
-  for (const record of store.list()) {
-    const { uuid, manifest } = record;
-    for (const [i, file] of record.files.entries()) {
-      const expected = manifest.files[i]!;
-      let got: { sha1: string; size: number };
-      try {
-        got = await sha1Of(store.layout.filePath(uuid, file.name), opts);
-      } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name}: ${(err as Error).message}`, sha1: expected.sha1 });
-        continue;
-      }
-      if (got.size !== expected.size) {
-        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} is ${got.size} bytes, the manifest says ${expected.size}`, sha1: expected.sha1 });
-      } else if (got.sha1 !== expected.sha1) {
-        problems.push({ uuid, name: manifest.name, version: manifest.version, problem: `${file.name} has sha1 ${got.sha1}, the manifest says ${expected.sha1}`, sha1: expected.sha1 });
-      }
+  for (const record of store.list()) problems.push(...await verifyImage(store, record, opts));
+  return problems;
+}
+
+/** What is wrong with one image's files, read whole: nothing, or a problem per file. */
+export async function verifyImage(store: ImageStore, record: ImageRecord, opts: VerifyOptions = {}): Promise<VerifyProblem[]> {
+  const { uuid, manifest } = record;
+  const problems: VerifyProblem[] = [];
+  const problem = (text: string, sha1: string) => problems.push({ uuid, name: manifest.name, version: manifest.version, problem: text, sha1 });
+  for (const [i, file] of record.files.entries()) {
+    const expected = manifest.files[i]!;
+    let got: { sha1: string; size: number };
+    try {
+      got = await sha1Of(store.layout.filePath(uuid, file.name), opts);
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      problem(`${file.name}: ${(err as Error).message}`, expected.sha1);
+      continue;
     }
+    if (got.size !== expected.size) problem(`${file.name} is ${got.size} bytes, the manifest says ${expected.size}`, expected.sha1);
+    else if (got.sha1 !== expected.sha1) problem(`${file.name} has sha1 ${got.sha1}, the manifest says ${expected.sha1}`, expected.sha1);
   }
   return problems;
 }
@@ -85,7 +88,7 @@ export async function verifyImages(store: ImageStore, opts: VerifyOptions = {}):
  * Sets aside each image whose file does not match its manifest (a cluster
  * then pulls a good copy); returns the problems it did not resolve so.
  */
-export async function quarantine(writer: ImageWriter, problems: VerifyProblem[]): Promise<VerifyProblem[]> {
+export async function quarantine(writer: ImageWriter, problems: VerifyProblem[], by = 'scrub'): Promise<VerifyProblem[]> {
   const left: VerifyProblem[] = [];
   for (const p of problems) {
     if (p.sha1 === undefined) {
@@ -93,7 +96,7 @@ export async function quarantine(writer: ImageWriter, problems: VerifyProblem[])
       continue;
     }
     try {
-      if (!await writer.quarantine(p.uuid, p.sha1, p.problem, { via: 'verify', by: 'scrub' })) left.push({ ...p, problem: `${p.problem} (changed since; not set aside)` });
+      if (!await writer.quarantine(p.uuid, p.sha1, p.problem, { via: 'verify', by })) left.push({ ...p, problem: `${p.problem} (changed since; not set aside)` });
     } catch (err) {
       left.push({ ...p, problem: `${p.problem} (not set aside: ${(err as Error).message})` });
     }
