@@ -20,6 +20,33 @@ export function jsonBody(value: unknown): JsonBody {
   return digested(Buffer.from(JSON.stringify(value), 'utf8'));
 }
 
+/** Serialised pieces are gathered up to this size before they become bytes. */
+const PIECE_CHARS = 1 << 20;
+
+/**
+ * The bytes JSON.stringify(array) gives, made one element at a time: a
+ * listing of 100,000 images never exists as an array of views nor as one
+ * string of 100 MB besides its bytes, which is what sets the peak memory
+ * of a server whose index just changed.
+ */
+export function jsonArrayBytes(items: Iterable<unknown>): Buffer {
+  const buffers: Buffer[] = [];
+  let piece = '[';
+  let first = true;
+  for (const item of items) {
+    piece += first ? '' : ',';
+    // As JSON.stringify writes an array element that has no JSON form.
+    piece += JSON.stringify(item) ?? 'null';
+    first = false;
+    if (piece.length >= PIECE_CHARS) {
+      buffers.push(Buffer.from(piece, 'utf8'));
+      piece = '';
+    }
+  }
+  buffers.push(Buffer.from(`${piece}]`, 'utf8'));
+  return buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+}
+
 function digested(buffer: Buffer, etagSuffix = ''): JsonBody {
   const md5 = createHash('md5').update(buffer).digest();
   return { buffer, md5: md5.toString('base64'), etag: `"${md5.toString('hex')}${etagSuffix}"` };
@@ -77,8 +104,8 @@ export class CachedBody implements JsonBody {
   readonly etag: string;
   private readonly codings = new Map<Coding, Promise<JsonBody>>();
 
-  constructor(value: unknown) {
-    ({ buffer: this.buffer, md5: this.md5, etag: this.etag } = jsonBody(value));
+  constructor(items: Iterable<unknown>) {
+    ({ buffer: this.buffer, md5: this.md5, etag: this.etag } = digested(jsonArrayBytes(items)));
   }
 
   encoded(coding: Coding): Promise<JsonBody> {
@@ -131,7 +158,8 @@ export class ResponseCache {
 
   constructor(private readonly capacity = 64) {}
 
-  get(generation: number, key: string, build: () => unknown): CachedBody {
+  /** The listing cached under `key`, or one made of the elements `build` yields. */
+  get(generation: number, key: string, build: () => Iterable<unknown>): CachedBody {
     if (generation !== this.generation) {
       this.entries.clear();
       this.generation = generation;

@@ -43,10 +43,10 @@ export function mountDsapi(router: Router, deps: DsapiDeps): void {
     const wanted = LIST_FILTERS.flatMap((f) => (typeof ctx.query[f] === 'string' ? [[f, ctx.query[f]] as const] : []));
     const all = seesPrivate(ctx);
     const key = `datasets|${all}|${viewKey(ctx, channels)}|${publicBaseUrl(ctx, config)}|${JSON.stringify(wanted)}`;
-    const body = deps.cache.get(store.generation, key, () => {
+    const body = deps.cache.get(store.generation, key, function* views() {
       const images = store.list().filter((r) => r.manifest.state === 'active' && (all || r.manifest.public)
         && wanted.every(([f, v]) => r.manifest[f] === v) && (!channels || channels.holds(ctx.state.channel, r.manifest)));
-      return images.reverse().map((r) => view(ctx, r));
+      for (let i = images.length - 1; i >= 0; i--) yield view(ctx, images[i]!);
     });
     await sendListing(ctx, body);
   });

@@ -45,7 +45,9 @@ export function mountImgapi(router: Router, deps: ReadDeps): void {
     }
     const view = imgapiView(ctx, channels);
     const key = `images|${seesPrivate(ctx)}|${viewKey(ctx, channels)}|${ctx.querystring}`;
-    const body = deps.cache.get(store.generation, key, () => selectImages(store.list(), query).map((r) => view(r.manifest)));
+    const body = deps.cache.get(store.generation, key, function* views() {
+      for (const r of selectImages(store.list(), query)) yield view(r.manifest);
+    });
     await sendListing(ctx, body);
   });
 
