@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Context } from 'koa';
+import { jsonArrayPieces } from '../store/json-pieces.js';
 
 export interface JsonBody {
   buffer: Buffer;
@@ -20,30 +21,13 @@ export function jsonBody(value: unknown): JsonBody {
   return digested(Buffer.from(JSON.stringify(value), 'utf8'));
 }
 
-/** Serialised pieces are gathered up to this size before they become bytes. */
-const PIECE_CHARS = 1 << 20;
-
 /**
  * The bytes JSON.stringify(array) gives, made one element at a time: a
  * listing of 100,000 images never exists as an array of views nor as one
- * string of 100 MB besides its bytes, which is what sets the peak memory
- * of a server whose index just changed.
+ * string besides its bytes.
  */
 export function jsonArrayBytes(items: Iterable<unknown>): Buffer {
-  const buffers: Buffer[] = [];
-  let piece = '[';
-  let first = true;
-  for (const item of items) {
-    piece += first ? '' : ',';
-    // As JSON.stringify writes an array element that has no JSON form.
-    piece += JSON.stringify(item) ?? 'null';
-    first = false;
-    if (piece.length >= PIECE_CHARS) {
-      buffers.push(Buffer.from(piece, 'utf8'));
-      piece = '';
-    }
-  }
-  buffers.push(Buffer.from(`${piece}]`, 'utf8'));
+  const buffers = Array.from(jsonArrayPieces(items), (piece) => Buffer.from(piece, 'utf8'));
   return buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
 }
 

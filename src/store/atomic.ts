@@ -9,14 +9,16 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-export async function writeFileAtomic(dest: string, data: string | Uint8Array, stagingRoot: string): Promise<void> {
+/** `data` may come in pieces (a generator), so that a big file never exists whole in memory. */
+export async function writeFileAtomic(dest: string, data: string | Uint8Array | Iterable<string>, stagingRoot: string): Promise<void> {
   const dir = path.join(stagingRoot, `${process.pid}-${randomUUID()}`);
   await fs.mkdir(dir, { recursive: true });
   try {
     const tmp = path.join(dir, path.basename(dest));
     const fh = await fs.open(tmp, 'wx', 0o666);
     try {
-      await fh.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+      else for (const piece of data) await fh.writeFile(piece);
       await fh.sync();
     } finally {
       await fh.close();

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import { VERSION } from '../version.js';
 import { writeFileAtomic } from './atomic.js';
+import { jsonArrayPieces } from './json-pieces.js';
 import type { Layout } from './layout.js';
 import type { ImageRecord } from './loader.js';
 
@@ -35,11 +36,11 @@ export function readIndexCache(layout: Layout): ImageRecord[] | null {
 }
 
 export async function writeIndexCache(layout: Layout, records: readonly ImageRecord[]): Promise<void> {
-  const snapshot: Snapshot = {
-    format: FORMAT,
-    version: VERSION,
-    root: layout.root,
-    records: records.map((r) => ({ ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) })),
-  };
-  await writeFileAtomic(layout.indexSnapshotPath(), JSON.stringify(snapshot), layout.stagingRoot());
+  // The bytes of JSON.stringify(snapshot), written a piece at a time.
+  const head = `{"format":${FORMAT},"version":${JSON.stringify(VERSION)},"root":${JSON.stringify(layout.root)},"records":[`;
+  await writeFileAtomic(layout.indexSnapshotPath(), jsonArrayPieces(stored(records), head, ']}'), layout.stagingRoot());
+}
+
+function* stored(records: readonly ImageRecord[]): Generator<Snapshot['records'][number]> {
+  for (const r of records) yield { ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) };
 }

@@ -56,3 +56,18 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   t.teardown(() => again.close());
   t.is(again.list().length, 2, 'a bad snapshot only costs a full load');
 });
+
+test('a snapshot of several MB, written in pieces, reads back record for record', async (t) => {
+  const root = tmpDir(t);
+  images(root, 1);
+  const store = await ImageStore.open({ serveDir: root, log, watch: false });
+  await store.close();
+  const [one] = store.list();
+  const records = Array.from({ length: 3000 }, (_, i) => ({
+    ...one!, uuid: `${i}`, manifest: { ...one!.manifest, description: `${'é☃'.repeat(500)} ${i}` },
+  }));
+  await writeIndexCache(store.layout, records);
+  const file = store.layout.indexSnapshotPath();
+  t.true(fs.statSync(file).size > 4 * 1024 * 1024, 'larger than several pieces');
+  t.deepEqual(readIndexCache(store.layout), records);
+});
