@@ -2,8 +2,9 @@
  * A snapshot of the index, so a restart need not re-read every folder
  * before it can answer: a server with 10,000 images would otherwise spend
  * most of its start-up in open/read/stat. The snapshot is only a head
- * start: each entry still has to match its folder's stamp at load, and a
- * full rescan right after start checks manifests and files as always.
+ * start: each entry's folder stamp is compared at load (for a server, just
+ * after it starts serving), and a verifying sweep in the first half
+ * minute checks manifests and files as always.
  * Written by the server (atomically, a few seconds after the index
  * changes), read only by a server of the same version.
  */
@@ -13,7 +14,12 @@ import { writeFileAtomic } from './atomic.js';
 import type { Layout } from './layout.js';
 import type { ImageRecord, StoredFile } from './loader.js';
 
-const FORMAT = 1;
+/**
+ * 2: ASCII only, every other character escaped, so that it is read as
+ * latin1 without decoding UTF-8 (a tenth of a second at 100,000 images).
+ * A snapshot of format 1 is ignored.
+ */
+const FORMAT = 2;
 
 interface Snapshot {
   format: number;
@@ -26,7 +32,7 @@ interface Snapshot {
 export function readIndexCache(layout: Layout): ImageRecord[] | null {
   let snapshot: Snapshot;
   try {
-    snapshot = JSON.parse(fs.readFileSync(layout.indexSnapshotPath(), 'utf8')) as Snapshot;
+    snapshot = JSON.parse(fs.readFileSync(layout.indexSnapshotPath(), 'latin1')) as Snapshot;
   } catch {
     return null;
   }
@@ -43,5 +49,10 @@ export async function writeIndexCache(layout: Layout, records: readonly ImageRec
     root: layout.root,
     records: records.map((r) => ({ ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) })),
   };
-  await writeFileAtomic(layout.indexSnapshotPath(), JSON.stringify(snapshot), layout.stagingRoot());
+  await writeFileAtomic(layout.indexSnapshotPath(), asciiOnly(JSON.stringify(snapshot)), layout.stagingRoot());
+}
+
+/** JSON text with every character beyond ASCII escaped (a pair of surrogates as two escapes, which JSON.parse joins). */
+function asciiOnly(json: string): string {
+  return json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

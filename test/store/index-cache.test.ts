@@ -60,6 +60,18 @@ test('a server serves from the snapshot at once and re-reads the folders changed
   t.is(store.get(kept!.uuid)?.manifest.description, 'image 0');
 });
 
+test('text beyond ASCII survives the snapshot, which is ASCII itself', async (t) => {
+  const root = tmpDir(t);
+  const bytes = randomBytes(100);
+  const description = 'café, Ωmega, 日本, and one beyond the BMP: 😀';
+  const { uuid } = writeImage(root, v2Manifest(bytes, { description }), { bytes, md5: true });
+  const store = await ImageStore.open({ serveDir: root, log, watch: false });
+  await writeIndexCache(store.layout, store.list());
+  await store.close();
+  t.true(fs.readFileSync(store.layout.indexSnapshotPath()).every((byte) => byte < 0x80));
+  t.is(readIndexCache(store.layout)?.find((r) => r.uuid === uuid)?.manifest.description, description);
+});
+
 test('a snapshot of another version, another folder, or garbage is ignored', async (t) => {
   const root = tmpDir(t);
   images(root, 2);
@@ -72,6 +84,8 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   t.is(readIndexCache(store.layout), null);
   fs.writeFileSync(file, JSON.stringify({ ...snapshot, root: '/elsewhere' }));
   t.is(readIndexCache(store.layout), null);
+  fs.writeFileSync(file, JSON.stringify({ ...snapshot, format: 1 }));
+  t.is(readIndexCache(store.layout), null, 'the format before ASCII-only');
   fs.writeFileSync(file, '{"format": 1, "records": [');
   t.is(readIndexCache(store.layout), null);
   const again = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });
