@@ -34,7 +34,7 @@ export default tseslint.config(
     languageOptions: { globals: globals.browser, sourceType: 'module' },
   },
   {
-    files: ['bench/**/*.js', 'eslint.config.js', 'ava.config.js'],
+    files: ['bench/**/*.js', 'scripts/**/*.js', 'eslint.config.js', 'ava.config.js'],
     languageOptions: { globals: globals.node, sourceType: 'module' },
   },
 );

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CONFIG_SCHEMA } from './config/config.js';
+import { CONFIG_SCHEMA } from './config/schema.js';
 import { ERROR_TABLE, type ErrorSpec } from './errors.js';
 import { ROOT_URL } from './version.js';
 

@@ -6,7 +6,6 @@
  * tombstones), so a running server sees it within seconds.
  */
 import type { Command } from 'commander';
-import { SingleBar } from 'cli-progress';
 import { loadConfig } from '../config/config.js';
 import { CliError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -104,6 +103,8 @@ export function addAdminCommands(program: Command): void {
     .action(async (opts: { repair?: boolean; rate?: number }) => {
       const { store, writer } = await openStore(program);
       if (opts.rate !== undefined && !(opts.rate > 0)) throw new CliError('--rate must be a positive number of MB/s');
+      // Loaded here: the other commands, and the server, have no use for a progress bar.
+      const { SingleBar } = await import('cli-progress');
       const bar = process.stderr.isTTY ? new SingleBar({ stream: process.stderr, format: 'verify [{bar}] {percentage}% {value}/{total} bytes' }) : null;
       bar?.start(bytesToVerify(store), 0);
       const problems = await verifyImages(store, {

@@ -6,7 +6,6 @@
  */
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { startMirrors } from '../mirror/service.js';
 import { reapUnactivated } from '../store/reaper.js';
 import { startScrub } from '../store/scrub.js';
 import type { ImageStore } from '../store/store.js';
@@ -29,10 +28,13 @@ export function startJobs(store: ImageStore, writer: ImageWriter, config: Readon
       onCorrupt: config.cluster ? 'quarantine' : config.scrub_repair ? 'disable' : 'log',
     }, log.child({ component: 'scrub' }))
     : () => undefined;
-  const mirrors = startMirrors(store, writer, config, log.child({ component: 'mirror' }));
+  // Loaded only when configured: a server without mirrors never loads the engine.
+  const mirrors = config.mirrors.length > 0
+    ? import('../mirror/service.js').then(({ startMirrors }) => startMirrors(store, writer, config, log.child({ component: 'mirror' })))
+    : undefined;
   return () => {
     clearInterval(reaper);
     stopScrub();
-    mirrors.stop();
+    void mirrors?.then((m) => m.stop());
   };
 }

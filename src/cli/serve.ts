@@ -28,6 +28,7 @@ export async function assemble(config: Readonly<Config>, log: Logger) {
     watchFs: config.watch_fs,
     md5RateMBps: config.md5_rate_mb_s,
     md5WaitMs: config.md5_wait_ms,
+    stampsInBackground: true,
   });
   const credentials = new Credentials(config);
   const writer = new ImageWriter(store);

@@ -10,7 +10,8 @@
  * a check passes exactly when imgmanifest's does (the cross-check test in
  * test/manifest holds us to that).
  */
-import { Ajv, type SchemaObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, SchemaObject, ValidateFunction } from 'ajv';
 import { COMPRESSIONS, STATES } from './types.js';
 
 export const MAX_NAME_LENGTH = 1024;
@@ -34,51 +35,10 @@ const PUBLISHED_AT = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{3})?Z$';
 // characters below "!", U+00A0 and U+FEFF, and ignores case.
 const HTTP_URL = '^[\\u0000-\\u0020\\u00a0\\ufeff]*[Hh][Tt][Tt][Pp][Ss]?:';
 
-const ajv = new Ajv({ strict: true, strictRequired: false, allowUnionTypes: true });
-
-ajv.addKeyword({
-  keyword: 'asString',
-  schemaType: 'object',
-  // The subschema applied to String(value), which is what RE.test(value)
-  // and a lookup in an object literal see: 5 is "5", ["zvol"] is "zvol".
-  compile: (schema: SchemaObject, _parent, it) => {
-    const check = it.self.compile(schema);
-    return (data: unknown) => check(String(data));
-  },
-});
-
-ajv.addKeyword({
-  keyword: 'numberValue',
-  schemaType: 'string',
-  metaSchema: { enum: ['nonNegative', 'integer'] },
-  errors: false,
-  // Number(value) as imgmanifest computes it for `v` (must not be NaN or
-  // negative) and `image_size` (n % 1 === 0): "16384", " 7 ", "0x10", true,
-  // null, [] and [5] are all numbers to it.
-  validate: (kind: string, data: unknown) => {
-    const n = Number(data);
-    return kind === 'integer' ? n % 1 === 0 : n >= 0;
-  },
-});
-
-ajv.addKeyword({
-  keyword: 'maxJsLength',
-  schemaType: 'number',
-  errors: false,
-  // `value.length > max` as imgmanifest writes it: UTF-16 units of a string
-  // (ajv's maxLength counts code points), items of an array, an object's
-  // own `length` member; numbers and booleans have no length. null has
-  // none either: imgmanifest throws there, and validate.ts checks it first.
-  validate: (max: number, data: unknown) =>
-    data === null || !((data as { length: number }).length > max),
-});
-
-ajv.addKeyword({
-  keyword: 'maxJsonLength',
-  schemaType: 'number',
-  errors: false,
-  validate: (max: number, data: unknown) => JSON.stringify(data).length <= max,
-});
+const require = createRequire(import.meta.url);
+/** ajv's constructor, loaded on first use (a static import would load it with this module). */
+const loadAjv = () => (require('ajv') as { Ajv: typeof Ajv }).Ajv;
+let checkerAjv: Ajv | undefined;
 
 /**
  * imgmanifest's validPlatformVersion, "YYYYMMDDTHHMMSSZ" from 2012 on. It
@@ -93,7 +53,63 @@ function isPlatformVersion(s: string): boolean {
     && !(day > 31 || day === 0) && s[8] === 'T' && !(part(9, 2) > 23)
     && !(part(11, 2) > 59) && !(part(13, 2) > 59) && s[15] === 'Z';
 }
-ajv.addFormat('platform-version', { type: 'string', validate: isPlatformVersion });
+
+/**
+ * The checker's ajv, set up on the first check: loading and setting up ajv
+ * takes some 60 ms, and a server starting from its index snapshot checks
+ * no manifest before it serves.
+ */
+function checker(): Ajv {
+  if (checkerAjv) return checkerAjv;
+  const ajv = new (loadAjv())({ strict: true, strictRequired: false, allowUnionTypes: true });
+  ajv.addKeyword({
+    keyword: 'asString',
+    schemaType: 'object',
+    // The subschema applied to String(value), which is what RE.test(value)
+    // and a lookup in an object literal see: 5 is "5", ["zvol"] is "zvol".
+    compile: (schema: SchemaObject, _parent, it) => {
+      const check = it.self.compile(schema);
+      return (data: unknown) => check(String(data));
+    },
+  });
+
+  ajv.addKeyword({
+    keyword: 'numberValue',
+    schemaType: 'string',
+    metaSchema: { enum: ['nonNegative', 'integer'] },
+    errors: false,
+    // Number(value) as imgmanifest computes it for `v` (must not be NaN or
+    // negative) and `image_size` (n % 1 === 0): "16384", " 7 ", "0x10", true,
+    // null, [] and [5] are all numbers to it.
+    validate: (kind: string, data: unknown) => {
+      const n = Number(data);
+      return kind === 'integer' ? n % 1 === 0 : n >= 0;
+    },
+  });
+
+  ajv.addKeyword({
+    keyword: 'maxJsLength',
+    schemaType: 'number',
+    errors: false,
+    // `value.length > max` as imgmanifest writes it: UTF-16 units of a string
+    // (ajv's maxLength counts code points), items of an array, an object's
+    // own `length` member; numbers and booleans have no length. null has
+    // none either: imgmanifest throws there, and validate.ts checks it first.
+    validate: (max: number, data: unknown) =>
+      data === null || !((data as { length: number }).length > max),
+  });
+
+  ajv.addKeyword({
+    keyword: 'maxJsonLength',
+    schemaType: 'number',
+    errors: false,
+    validate: (max: number, data: unknown) => JSON.stringify(data).length <= max,
+  });
+
+  ajv.addFormat('platform-version', { type: 'string', validate: isPlatformVersion });
+  checkerAjv = ajv;
+  return ajv;
+}
 
 const FALSY = { enum: [false, 0, '', null] };
 const TRUTHY = { not: FALSY };
@@ -166,19 +182,20 @@ export type Predicate = (value: unknown) => boolean;
  */
 export const is = Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => {
   let check: ValidateFunction | undefined;
-  const predicate: Predicate = (value) => (check ??= ajv.compile(schema as SchemaObject))(value);
+  const predicate: Predicate = (value) => (check ??= checker().compile(schema as SchemaObject))(value);
   return [name, predicate];
 })) as Record<keyof typeof SCHEMAS, Predicate>;
 
 // Unknown keys are the one place where one schema finds several problems.
 // Own keys only, as imgmanifest's Object.keys() (a requirements copy can
 // have a prototype: see validate.ts).
-const collector = new Ajv({ strict: true, allErrors: true, ownProperties: true });
+let collector: Ajv | undefined;
 
 /** Own keys of an object not in `known`, in the object's key order. */
 export function unknownKeys(known: string[]): (data: object) => string[] {
   let check: ValidateFunction | undefined;
   return (data) => {
+    collector ??= new (loadAjv())({ strict: true, allErrors: true, ownProperties: true });
     check ??= collector.compile({
       type: 'object',
       properties: Object.fromEntries(known.map((key) => [key, true])),

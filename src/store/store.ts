@@ -65,6 +65,12 @@ export interface StoreOptions {
    * changed by a rename since the snapshot was written are still read.
    */
   fromSnapshot?: boolean;
+  /**
+   * Serve from the snapshot at once and compare each folder's stamp with it
+   * just after open() returns, a batch at a time (the server: a restart is
+   * ready sooner). Otherwise open() compares them first.
+   */
+  stampsInBackground?: boolean;
 }
 
 /** How many directories a rescan loads before letting requests run. */
@@ -108,6 +114,7 @@ export class ImageStore extends EventEmitter {
   /** A server's store (not a one-shot command's): the one that answers `image-server rescan`. */
   private readonly serving: boolean;
   private cacheWrites = false;
+  private closed = false;
   private cacheTimer: NodeJS.Timeout | undefined;
   private readonly digests: DigestWorker;
   /** Bumped on every change, so callers can cache what they derive from the index. */
@@ -141,12 +148,12 @@ export class ImageStore extends EventEmitter {
     const cached = (opts.fromSnapshot ?? watch) ? readIndexCache(store.layout) : null;
     for (const record of cached ?? []) store.images.set(record.uuid, record);
     // With a snapshot, serving can start once the folders added or gone
-    // since are known and those whose own stamp moved (a file in them
-    // renamed, the usual way to replace one) are re-read: one stat each.
-    // The sweep then checks every folder in full within 30 s (sweep.ts).
-    for (const record of cached ?? []) {
-      if (!record.stamp.startsWith(`${dirStamp(store.layout, record.uuid, true)}|`)) store.dirty.add(record.uuid);
-    }
+    // since are known; those whose own stamp moved (a file in them renamed,
+    // the usual way to replace one) are re-read before or just after, one
+    // stat each. The sweep then checks every folder in full within 30 s
+    // (sweep.ts).
+    const background = cached !== null && opts.stampsInBackground === true;
+    if (cached && !background) for (const uuid of store.stampsMoved(cached)) store.dirty.add(uuid);
     await store.rescan(!cached);
     store.log.info({ images: store.images.size, broken: store.broken.size, from_cache: cached !== null }, 'index loaded');
     if (watch) {
@@ -155,7 +162,22 @@ export class ImageStore extends EventEmitter {
       if (!cached) store.scheduleCacheWrite();
       store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 300_000);
     }
+    if (background) void store.checkStamps(cached);
     return store;
+  }
+
+  /** The cached records whose folder's own stamp is not the one the snapshot saw. */
+  private stampsMoved(records: readonly ImageRecord[]): string[] {
+    return records.filter((r) => !r.stamp.startsWith(`${dirStamp(this.layout, r.uuid, true)}|`)).map((r) => r.uuid);
+  }
+
+  /** stampsMoved() a batch at a time between requests, then a look at the folders that moved. */
+  private async checkStamps(records: readonly ImageRecord[]): Promise<void> {
+    for (let i = 0; i < records.length && !this.closed; i += BATCH) {
+      for (const uuid of this.stampsMoved(records.slice(i, i + BATCH))) this.dirty.add(uuid);
+      await yieldToLoop();
+    }
+    if (this.dirty.size > 0 && !this.closed) await this.rescan(false);
   }
 
   get(uuid: string): ImageRecord | undefined {
@@ -289,6 +311,7 @@ export class ImageStore extends EventEmitter {
    * snapshot first, so that the next start (a restart, an upgrade) is quick.
    */
   async close(opts: { snapshot?: boolean } = {}): Promise<void> {
+    this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     clearTimeout(this.soonTimer);

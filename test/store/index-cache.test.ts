@@ -6,6 +6,7 @@ import { createLogger } from '../../src/log.js';
 import { readIndexCache, writeIndexCache } from '../../src/store/index-cache.js';
 import { ImageStore } from '../../src/store/store.js';
 import { tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
+import { waitFor } from '../helpers/server.js';
 
 const log = createLogger('silent');
 
@@ -38,6 +39,39 @@ test('a restart from the snapshot serves what is on disk, not what was', async (
   t.is(store.get(kept!.uuid)?.files[0]?.mtime.getTime(), Math.trunc(fs.statSync(path.join(kept!.dir, kept!.fileName)).mtimeMs));
 });
 
+test('a server serves from the snapshot at once and re-reads the folders changed while it was down just after', async (t) => {
+  const root = tmpDir(t);
+  const [kept, edited, removed] = images(root, 3);
+  const first = await ImageStore.open({ serveDir: root, log, watch: false });
+  await writeIndexCache(first.layout, first.list());
+  await first.close();
+
+  const tmp = path.join(edited!.dir, '.m.tmp');
+  fs.writeFileSync(tmp, JSON.stringify({ ...edited!.manifest, description: 'edited' }));
+  fs.renameSync(tmp, path.join(edited!.dir, 'manifest.json'));
+  fs.rmSync(removed!.dir, { recursive: true });
+  const [added] = images(root, 1);
+
+  // Looks at serve_dir and sweeps far apart: only the check of the stamps after open() can find the edit.
+  const store = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000, stampsInBackground: true });
+  t.teardown(() => store.close());
+  t.deepEqual(store.list().map((r) => r.uuid).sort(), [kept!.uuid, edited!.uuid, added!.uuid].sort(), 'folders added and gone, at once');
+  await waitFor(() => store.get(edited!.uuid)?.manifest.description === 'edited');
+  t.is(store.get(kept!.uuid)?.manifest.description, 'image 0');
+});
+
+test('text beyond ASCII survives the snapshot, which is ASCII itself', async (t) => {
+  const root = tmpDir(t);
+  const bytes = randomBytes(100);
+  const description = 'café, Ωmega, 日本, and one beyond the BMP: 😀';
+  const { uuid } = writeImage(root, v2Manifest(bytes, { description }), { bytes, md5: true });
+  const store = await ImageStore.open({ serveDir: root, log, watch: false });
+  await writeIndexCache(store.layout, store.list());
+  await store.close();
+  t.true(fs.readFileSync(store.layout.indexSnapshotPath()).every((byte) => byte < 0x80));
+  t.is(readIndexCache(store.layout)?.find((r) => r.uuid === uuid)?.manifest.description, description);
+});
+
 test('a snapshot of another version, another folder, or garbage is ignored', async (t) => {
   const root = tmpDir(t);
   images(root, 2);
@@ -50,6 +84,8 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   t.is(readIndexCache(store.layout), null);
   fs.writeFileSync(file, JSON.stringify({ ...snapshot, root: '/elsewhere' }));
   t.is(readIndexCache(store.layout), null);
+  fs.writeFileSync(file, JSON.stringify({ ...snapshot, format: 1 }));
+  t.is(readIndexCache(store.layout), null, 'the format before ASCII-only');
   fs.writeFileSync(file, '{"format": 1, "records": [');
   t.is(readIndexCache(store.layout), null);
   const again = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });

@@ -4,7 +4,9 @@
  * range it cannot satisfy with 400 InvalidVersion.
  */
 import type { Context, Next } from 'koa';
-import semver from 'semver';
+// The two functions alone: all of semver is some 50 modules to load at start.
+import satisfies from 'semver/functions/satisfies.js';
+import validRange from 'semver/ranges/valid.js';
 import { errors } from '../../errors.js';
 
 const SERVED = ['2.0.0', '1.0.0'];
@@ -16,7 +18,7 @@ const SERVED = ['2.0.0', '1.0.0'];
  */
 export async function acceptVersion(ctx: Context, next: Next): Promise<void> {
   const range = ctx.get('accept-version') || ctx.get('x-api-version');
-  const version = range ? SERVED.find((v) => semver.validRange(range) !== null && semver.satisfies(v, range)) : '1.0.0';
+  const version = range ? SERVED.find((v) => validRange(range) !== null && satisfies(v, range)) : '1.0.0';
   if (version === undefined) throw errors.InvalidVersion(range);
   ctx.state.apiVersion = version;
   await next();
