@@ -5,7 +5,7 @@
  * snapshot) and then again with the snapshot the first start wrote. Each
  * time: start-up to a complete GET /images, RSS under list load, and CPU
  * while idle, read from /proc/<pid>/stat after the one-off work of a start
- * (the snapshot written a minute after a cold start, the verifying pass
+ * (the snapshot written just after a cold start, the verifying pass
  * within 30 s of a start from the snapshot).
  */
 import fs from 'node:fs';

@@ -78,6 +78,8 @@ const BATCH = 200;
 const MAX_DEPARTED = 10_000;
 /** A snapshot is only a head start (start-up checks it against the folders): one a minute at most is plenty. */
 const CACHE_WRITE_DELAY_MS = 60_000;
+/** After a cold start the snapshot is written at once: a restart soon after would otherwise read every folder again. */
+const FIRST_CACHE_WRITE_DELAY_MS = 2000;
 /** Lets a burst of inotify events (a folder being written) settle into one look. */
 const WATCH_SETTLE_MS = 50;
 
@@ -159,7 +161,7 @@ export class ImageStore extends EventEmitter {
     if (watch) {
       store.cacheWrites = true;
       if (cached !== null) store.sweep.verifyAll();
-      if (!cached) store.scheduleCacheWrite();
+      if (!cached) store.scheduleCacheWrite(FIRST_CACHE_WRITE_DELAY_MS);
       store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 300_000);
     }
     if (background) void store.checkStamps(cached);
@@ -432,13 +434,13 @@ export class ImageStore extends EventEmitter {
   }
 
   /** Writes the index snapshot a little after the last change, not on every one. */
-  private scheduleCacheWrite(): void {
+  private scheduleCacheWrite(delayMs = CACHE_WRITE_DELAY_MS): void {
     if (!this.cacheWrites || this.cacheTimer) return;
     this.cacheTimer = setTimeout(() => {
       this.cacheTimer = undefined;
       writeIndexCache(this.layout, this.list())
         .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
-    }, CACHE_WRITE_DELAY_MS).unref();
+    }, delayMs).unref();
   }
 
   private dropMissing(present: Set<string>): boolean {

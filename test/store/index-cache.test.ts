@@ -107,3 +107,14 @@ test('a snapshot of several MB, written in pieces, reads back record for record'
   t.true(fs.statSync(file).size > 4 * 1024 * 1024, 'larger than several pieces');
   t.deepEqual(readIndexCache(store.layout), records);
 });
+
+test('a server that started without a snapshot writes one within seconds, not a minute later', async (t) => {
+  const root = tmpDir(t);
+  images(root, 2);
+  const store = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });
+  t.teardown(() => store.close());
+  const file = store.layout.indexSnapshotPath();
+  const deadline = Date.now() + 20_000;
+  while (!fs.existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.is(readIndexCache(store.layout)?.length, 2);
+});
