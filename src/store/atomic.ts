@@ -11,7 +11,8 @@ import path from 'node:path';
 
 /** `data` may come in pieces (a generator), so that a big file never exists whole in memory. */
 export async function writeFileAtomic(dest: string, data: string | Uint8Array | Iterable<string>, stagingRoot: string): Promise<void> {
-  const dir = path.join(stagingRoot, `${process.pid}-${randomUUID()}`);
+  // Named after the file too, so a leftover (or a write caught in progress) says what it was.
+  const dir = path.join(stagingRoot, `${process.pid}-${path.basename(dest)}-${randomUUID()}`);
   await fs.mkdir(dir, { recursive: true });
   try {
     const tmp = path.join(dir, path.basename(dest));

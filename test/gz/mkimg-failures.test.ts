@@ -104,7 +104,8 @@ sshTest('ssh failing: the connection cut mid-stream, or ssh killed', async (t) =
     '    ssh "$@" <&0 &',
     '    pid=$!',
     // once the server has stored part of the stream
-    `    until compgen -G '${staged}/*/*' >/dev/null; do sleep 0.05; done`,
+    // An import's transaction (<pid>-<uuid>), not the server writing its index snapshot.
+    `    until compgen -G '${staged}/*-[0-9a-f]*/*' >/dev/null; do sleep 0.05; done`,
     '    kill -KILL $pid; wait $pid; touch "$MKIMG_STANDIN/release"; exit 255',
     '  fi',
     'done',
