@@ -13,7 +13,8 @@ import path from 'node:path';
 export async function writeFileAtomic(dest: string, data: string | Uint8Array | Iterable<string>, stagingRoot: string): Promise<void> {
   // Named after the file too, so a leftover (or a write caught in progress) says what it was.
   const dir = path.join(stagingRoot, `${process.pid}-${path.basename(dest)}-${randomUUID()}`);
-  await fs.mkdir(dir, { recursive: true });
+  await mkdirIfMissing(stagingRoot);
+  await fs.mkdir(dir);
   try {
     const tmp = path.join(dir, path.basename(dest));
     const fh = await fs.open(tmp, 'wx', 0o666);
@@ -29,6 +30,18 @@ export async function writeFileAtomic(dest: string, data: string | Uint8Array | 
     await fs.rm(dir, { recursive: true, force: true });
   }
   await fsyncDir(path.dirname(dest));
+}
+
+/**
+ * Not recursive: a write that outlives its serve_dir (removed by an operator,
+ * or by a test's cleanup) must fail, not bring the folder back.
+ */
+async function mkdirIfMissing(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }
 
 /**

@@ -118,6 +118,7 @@ export class ImageStore extends EventEmitter {
   private cacheWrites = false;
   private closed = false;
   private cacheTimer: NodeJS.Timeout | undefined;
+  private cacheWriting: Promise<void> | undefined;
   private readonly digests: DigestWorker;
   /** Bumped on every change, so callers can cache what they derive from the index. */
   generation = 0;
@@ -323,10 +324,9 @@ export class ImageStore extends EventEmitter {
     this.cacheWrites = false;
     this.digests.stop();
     await this.digests.idle();
-    if (write) {
-      await writeIndexCache(this.layout, this.list())
-        .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
-    }
+    // A write the timer started may still be running: whoever closes us may remove serve_dir next.
+    await this.cacheWriting;
+    if (write) await this.writeCache();
   }
 
   /**
@@ -438,9 +438,15 @@ export class ImageStore extends EventEmitter {
     if (!this.cacheWrites || this.cacheTimer) return;
     this.cacheTimer = setTimeout(() => {
       this.cacheTimer = undefined;
-      writeIndexCache(this.layout, this.list())
-        .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
+      this.cacheWriting = this.writeCache().finally(() => {
+        this.cacheWriting = undefined;
+      });
     }, delayMs).unref();
+  }
+
+  private writeCache(): Promise<void> {
+    return writeIndexCache(this.layout, this.list())
+      .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
   }
 
   private dropMissing(present: Set<string>): boolean {

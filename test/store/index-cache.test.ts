@@ -118,3 +118,14 @@ test('a server that started without a snapshot writes one within seconds, not a 
   while (!fs.existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   t.is(readIndexCache(store.layout)?.length, 2);
 });
+
+test('a snapshot write that outlives its serve_dir fails, and does not bring the folder back', async (t) => {
+  const root = tmpDir(t);
+  images(root, 1);
+  const store = await ImageStore.open({ serveDir: root, log, watch: false });
+  await store.close();
+  fs.rmSync(root, { recursive: true });
+  const err = await t.throwsAsync(writeIndexCache(store.layout, store.list()));
+  t.is((err as NodeJS.ErrnoException).code, 'ENOENT');
+  t.false(fs.existsSync(root));
+});
