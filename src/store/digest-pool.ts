@@ -82,6 +82,7 @@ const threads = { sha1: new HashThread('sha1'), md5: new HashThread('md5') };
 let nextId = 0;
 
 const RING_BYTES = 4 * 1024 * 1024;
+const BATCH_BYTES = 1024 * 1024;
 
 /** Both digests of one byte stream, hashed off the main thread. */
 export class ParallelHash {
@@ -89,6 +90,8 @@ export class ParallelHash {
   private ring: Uint8Array | undefined;
   /** Bytes written into the ring, and acknowledged by each worker, since the start. */
   private written = 0;
+  /** Of those, the bytes the workers have been told about. */
+  private sent = 0;
   private readonly acked = { sha1: 0, md5: 0 };
   private waiting: (() => void) | undefined;
   private failure: Error | undefined;
@@ -127,6 +130,7 @@ export class ParallelHash {
       for (const algorithm of ['sha1', 'md5'] as const) threads[algorithm].send({ id: this.id, ring: shared });
     }
     for (let done = 0; done < chunk.length;) {
+      if (this.free === 0) this.flush();
       while (this.free === 0 && !this.failure) {
         await new Promise<void>((resolve) => (this.waiting = resolve));
         this.waiting = undefined;
@@ -138,12 +142,31 @@ export class ParallelHash {
       this.ring.set(chunk.subarray(done, done + length), offset);
       this.written += length;
       done += length;
-      for (const algorithm of ['sha1', 'md5'] as const) threads[algorithm].send({ id: this.id, offset, length });
+      if (this.unsent >= BATCH_BYTES || offset + length === RING_BYTES) this.flush();
     }
+  }
+
+  /** Bytes in the ring that the workers have not been told about yet. */
+  private get unsent(): number {
+    return this.written - this.sent;
+  }
+
+  /**
+   * Tells both workers about the bytes written since the last time. An HTTP
+   * body comes in 64 KiB chunks; a message for each would cost more CPU
+   * than the hashing, so they go by the MiB.
+   */
+  private flush(): void {
+    const length = this.unsent;
+    if (length === 0) return;
+    const offset = this.sent % RING_BYTES;
+    this.sent = this.written;
+    for (const algorithm of ['sha1', 'md5'] as const) threads[algorithm].send({ id: this.id, offset, length });
   }
 
   /** sha1 (hex) and md5 (base64) of everything updated. */
   async digest(): Promise<{ sha1: string; md5: string }> {
+    this.flush();
     this.ended = true;
     threads.sha1.send({ id: this.id, end: true });
     threads.md5.send({ id: this.id, end: true });

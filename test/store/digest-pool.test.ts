@@ -15,18 +15,21 @@ import { Digester } from '../../src/store/hashing.js';
 
 const hashingModule = fileURLToPath(new URL('../../src/store/hashing.js', import.meta.url));
 
-test('a Digester gives the sha1 (hex) and md5 (base64) of what went through, over several ring lengths', async (t) => {
+test('a Digester gives the sha1 (hex) and md5 (base64) of what went through, over several ring lengths, in chunks of any size', async (t) => {
   const data = randomBytes(9 * 1024 * 1024 + 17);
-  const digester = new Digester(data.length);
-  digester.resume();
-  for (let at = 0; at < data.length; at += 1_000_003) digester.write(data.subarray(at, at + 1_000_003));
-  digester.end();
-  await once(digester, 'end');
-  t.deepEqual(digester.digest(), {
-    size: data.length,
-    sha1: createHash('sha1').update(data).digest('hex'),
-    md5: createHash('md5').update(data).digest('base64'),
-  });
+  // Large chunks fill the ring at once; small ones (an HTTP body's) are told to the workers in batches.
+  for (const chunk of [1_000_003, 65_536, 4093]) {
+    const digester = new Digester(data.length);
+    digester.resume();
+    for (let at = 0; at < data.length; at += chunk) digester.write(data.subarray(at, at + chunk));
+    digester.end();
+    await once(digester, 'end');
+    t.deepEqual(digester.digest(), {
+      size: data.length,
+      sha1: createHash('sha1').update(data).digest('hex'),
+      md5: createHash('md5').update(data).digest('base64'),
+    }, `chunks of ${chunk} bytes`);
+  }
 });
 
 /** Runs `body` as a module in a fresh node process and resolves with its exit code, or 'hung' after the deadline. */
