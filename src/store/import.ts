@@ -8,7 +8,7 @@
  * only a staging folder that the next start removes.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
@@ -19,6 +19,7 @@ import { Digester, type FileDigest } from './hashing.js';
 import { MANIFEST_FILE, SIDECAR_FILE, isSafeFileName, type Layout } from './layout.js';
 import { pidAlive } from './pid.js';
 import type { Sidecar } from './sidecar.js';
+import { SyncedFileSink } from './synced-file.js';
 
 export interface FileExpectations {
   sha1?: string;
@@ -61,8 +62,8 @@ export class ImportTxn {
       await pipeline(createReadStream(target, { highWaterMark: 1024 * 1024 }), digester, new Writable({ write: (_c, _e, done) => done() }));
     } else {
       digester = new Digester(expect.maxBytes);
-      // flush: the file is fsynced before the stream closes, and so before pipeline resolves.
-      const file = createWriteStream(target, { flags: 'wx', mode: 0o666, flush: true, highWaterMark: 1024 * 1024 });
+      // The file is fsynced before the stream finishes, and so before pipeline resolves.
+      const file = new SyncedFileSink(target);
       // Read the source without owning it: a refused upload (too large) must
       // not destroy the HTTP request under it, or the client never gets its 400.
       await pipeline(source.iterator({ destroyOnReturn: false }), digester, file);
