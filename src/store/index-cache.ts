@@ -5,8 +5,8 @@
  * start: each entry's folder stamp is compared at load (for a server, just
  * after it starts serving), and a verifying sweep in the first half
  * minute checks manifests and files as always.
- * Written by the server (atomically, a few seconds after the index
- * changes), read only by a server of the same version.
+ * Written by the server (atomically; when is snapshot-schedule.ts'
+ * business), read only by a server of the same version.
  */
 import fs from 'node:fs';
 import { VERSION } from '../version.js';

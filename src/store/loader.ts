@@ -259,3 +259,31 @@ function sniffCompression(p: string): Compression | undefined {
     return undefined;
   }
 }
+
+/** Whether two reads of a folder differ only in what no listing shows (MD5s, the stamp). */
+export function sameListing(a: ImageRecord, b: ImageRecord): boolean {
+  return a.publishedMs === b.publishedMs && a.files.length === b.files.length
+    && a.files.every((f, i) => {
+      const g = b.files[i]!;
+      return f.name === g.name && f.size === g.size && f.ino === g.ino && f.dev === g.dev && f.mtimeMs === g.mtimeMs;
+    })
+    && JSON.stringify([a.manifest, a.legacy]) === JSON.stringify([b.manifest, b.legacy]);
+}
+
+/** Whether each file is still the one the record saw: same inode, size and mtime. */
+export function filesUnchanged(layout: Layout, record: ImageRecord): boolean {
+  return record.files.every((f) => {
+    try {
+      const st = fs.statSync(layout.filePath(record.uuid, f.name));
+      return st.ino === f.ino && st.size === f.size && st.mtimeMs === f.mtimeMs;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The index's order: oldest published first, then by uuid. */
+export function compareRecords(a: ImageRecord, b: ImageRecord): number {
+  if (a.publishedMs !== b.publishedMs) return a.publishedMs - b.publishedMs;
+  return a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0;
+}

@@ -30,11 +30,12 @@ import { writeFileAtomic } from './atomic.js';
 import { DigestWorker } from './digests.js';
 import { removeLeftovers } from './import.js';
 import { removeDeadLocks } from './locks.js';
-import { readIndexCache, writeIndexCache } from './index-cache.js';
+import { readIndexCache } from './index-cache.js';
 import { Layout, RESCAN_REQUEST_FILE, isImageDirName } from './layout.js';
 import { partialFile, removeOldPartials } from './partials.js';
-import { dirStamp, loadImageDir, type ImageRecord, type StoredFile } from './loader.js';
+import { compareRecords, dirStamp, filesUnchanged, loadImageDir, sameListing, type ImageRecord, type StoredFile } from './loader.js';
 import { hasTombstone, listTombstones, readTombstone, type Tombstone } from './tombstones.js';
+import { SnapshotSchedule } from './snapshot-schedule.js';
 import { RollingSweep } from './sweep.js';
 import { FolderWatcher } from './watcher.js';
 
@@ -76,10 +77,6 @@ export interface StoreOptions {
 /** How many directories a rescan loads before letting requests run. */
 const BATCH = 200;
 const MAX_DEPARTED = 10_000;
-/** A snapshot is only a head start (start-up checks it against the folders): one a minute at most is plenty. */
-const CACHE_WRITE_DELAY_MS = 60_000;
-/** After a cold start the snapshot is written at once: a restart soon after would otherwise read every folder again. */
-const FIRST_CACHE_WRITE_DELAY_MS = 2000;
 /** Lets a burst of inotify events (a folder being written) settle into one look. */
 const WATCH_SETTLE_MS = 50;
 
@@ -115,10 +112,8 @@ export class ImageStore extends EventEmitter {
   private readonly md5WaitMs: number;
   /** A server's store (not a one-shot command's): the one that answers `image-server rescan`. */
   private readonly serving: boolean;
-  private cacheWrites = false;
   private closed = false;
-  private cacheTimer: NodeJS.Timeout | undefined;
-  private cacheWriting: Promise<void> | undefined;
+  private readonly snapshots: SnapshotSchedule;
   private readonly digests: DigestWorker;
   /** Bumped on every change, so callers can cache what they derive from the index. */
   generation = 0;
@@ -131,6 +126,7 @@ export class ImageStore extends EventEmitter {
     this.log = opts.log.child({ component: 'store' });
     this.realRoot = realRoot;
     this.digests = new DigestWorker(this.layout, this.log, () => this.list(), opts.md5RateMBps ?? 20);
+    this.snapshots = new SnapshotSchedule(this.layout, () => this.list(), this.log);
     this.md5WaitMs = opts.md5WaitMs ?? 30_000;
     this.serving = opts.watch !== false;
     if (opts.watch === false) this.digests.stop();
@@ -160,9 +156,8 @@ export class ImageStore extends EventEmitter {
     await store.rescan(!cached);
     store.log.info({ images: store.images.size, broken: store.broken.size, from_cache: cached !== null }, 'index loaded');
     if (watch) {
-      store.cacheWrites = true;
+      store.snapshots.start(cached === null);
       if (cached !== null) store.sweep.verifyAll();
-      if (!cached) store.scheduleCacheWrite(FIRST_CACHE_WRITE_DELAY_MS);
       store.startPolling(opts.scanIntervalMs ?? 1000, opts.fullScanIntervalMs ?? 300_000);
     }
     if (background) void store.checkStamps(cached);
@@ -319,14 +314,9 @@ export class ImageStore extends EventEmitter {
     this.timers = [];
     clearTimeout(this.soonTimer);
     this.watcher?.close();
-    clearTimeout(this.cacheTimer);
-    const write = opts.snapshot && this.cacheWrites;
-    this.cacheWrites = false;
     this.digests.stop();
     await this.digests.idle();
-    // A write the timer started may still be running: whoever closes us may remove serve_dir next.
-    await this.cacheWriting;
-    if (write) await this.writeCache();
+    await this.snapshots.stop(opts.snapshot === true);
   }
 
   /**
@@ -430,23 +420,7 @@ export class ImageStore extends EventEmitter {
     this.moved.clear();
     this.emit('change', moved);
     this.digests.kick();
-    this.scheduleCacheWrite();
-  }
-
-  /** Writes the index snapshot a little after the last change, not on every one. */
-  private scheduleCacheWrite(delayMs = CACHE_WRITE_DELAY_MS): void {
-    if (!this.cacheWrites || this.cacheTimer) return;
-    this.cacheTimer = setTimeout(() => {
-      this.cacheTimer = undefined;
-      this.cacheWriting = this.writeCache().finally(() => {
-        this.cacheWriting = undefined;
-      });
-    }, delayMs).unref();
-  }
-
-  private writeCache(): Promise<void> {
-    return writeIndexCache(this.layout, this.list())
-      .catch((err: unknown) => this.log.warn({ err }, 'could not write the index snapshot'));
+    this.snapshots.changed();
   }
 
   private dropMissing(present: Set<string>): boolean {
@@ -521,27 +495,6 @@ export class ImageStore extends EventEmitter {
   }
 }
 
-/** Whether two reads of a folder differ only in what no listing shows (MD5s, the stamp). */
-function sameListing(a: ImageRecord, b: ImageRecord): boolean {
-  return a.publishedMs === b.publishedMs && a.files.length === b.files.length
-    && a.files.every((f, i) => {
-      const g = b.files[i]!;
-      return f.name === g.name && f.size === g.size && f.ino === g.ino && f.dev === g.dev && f.mtimeMs === g.mtimeMs;
-    })
-    && JSON.stringify([a.manifest, a.legacy]) === JSON.stringify([b.manifest, b.legacy]);
-}
-
-function filesUnchanged(layout: Layout, record: ImageRecord): boolean {
-  return record.files.every((f) => {
-    try {
-      const st = fs.statSync(layout.filePath(record.uuid, f.name));
-      return st.ino === f.ino && st.size === f.size && st.mtimeMs === f.mtimeMs;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /**
  * Asks the server running on serveDir for a full sweep (`image-server
  * rescan`): it removes the request file when it starts one. True if it did
@@ -557,9 +510,4 @@ export async function requestRescan(serveDir: string, waitMs: number): Promise<b
   }
   await fsp.rm(file, { force: true });
   return false;
-}
-
-export function compareRecords(a: ImageRecord, b: ImageRecord): number {
-  if (a.publishedMs !== b.publishedMs) return a.publishedMs - b.publishedMs;
-  return a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0;
 }
