@@ -37,6 +37,7 @@ import { Puller } from './puller.js';
 import { reconcile, type Action, type LocalSide } from './reconcile.js';
 import { defaultServerId, type ClusterConfig } from '../config/cluster.js';
 import { ActionRunner } from './actions.js';
+import { Doorbell } from './doorbell.js';
 import { LevelClock } from './level.js';
 import { Suspects } from './suspects.js';
 import { SyncedState } from './synced.js';
@@ -75,8 +76,6 @@ export interface ClusterDeps {
 const PRESENCE_TTL_S = 10;
 /** Between attempts to list the index while etcd does not answer; jittered, so servers do not come back in step. */
 const RELIST_BACKOFF = new ExponentialBackoff({ initialDelay: 250, maxDelay: 2000 });
-/** Events that arrive together are handled together. */
-const BATCH_MS = 20;
 /** How often a server still behind (a write to etcd to retry, a pull to make) compares everything, at most. */
 const BEHIND_PASS_MS = 10_000;
 const FAILED_SHOWN = 10;
@@ -108,8 +107,7 @@ export class Cluster {
   private etcdUp = false;
   private stopped = false;
   private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private kicked = false;
+  private readonly doorbell = new Doorbell();
   /** Whether the loss of etcd was logged (once per outage). */
   private downReported = false;
   private readonly levelClock: LevelClock;
@@ -209,7 +207,7 @@ export class Cluster {
     this.stopped = true;
     this.store.off('change', this.onStoreChange);
     this.puller.stop();
-    this.wake?.();
+    this.doorbell.stop();
     await withTimeout(this.suspects.stop(), 1000);
     await withTimeout(this.running ?? Promise.resolve(), 2000);
     await withTimeout(this.watcher?.cancel() ?? Promise.resolve(), 1000);
@@ -246,18 +244,13 @@ export class Cluster {
   /** Something changed about `uuid`: reconcile it soon. */
   private touch(uuid: string): void {
     this.dirty.add(uuid);
-    this.kick();
-  }
-
-  private kick(): void {
-    this.kicked = true;
-    this.wake?.();
+    this.doorbell.ring();
   }
 
   private storeChanged(moved: string[] | undefined): void {
     if (!moved) {
       this.fullPass = true;
-      this.kick();
+      this.doorbell.ring();
       return;
     }
     for (const uuid of moved) {
@@ -279,7 +272,7 @@ export class Cluster {
           // Offline, the server still pulls what it knew of and applies known deletions.
           await this.passSafely();
           backoff = backoff ? backoff.next(undefined) : RELIST_BACKOFF.next();
-          await this.pause(backoff.duration);
+          await this.doorbell.pause(backoff.duration);
           continue;
         }
       }
@@ -287,7 +280,7 @@ export class Cluster {
       await this.passSafely();
       // Watch events carry every change; the full pass is a safety net, cheap only when rare.
       const interval = this.levelClock.isLevel ? this.cfg.sync_interval_ms : Math.min(this.cfg.sync_interval_ms, BEHIND_PASS_MS);
-      if (!(await this.sleep(interval))) this.fullPass = true;
+      if (!(await this.doorbell.wait(interval))) this.fullPass = true;
     }
     this.servable();
   }
@@ -320,39 +313,6 @@ export class Cluster {
     }
   }
 
-  /** Waits `ms` whatever happens, unless the server stops. */
-  private async pause(ms: number): Promise<void> {
-    if (this.stopped) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        if (!this.stopped) return;
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.wake = undefined;
-  }
-
-  /** Waits `ms`, or less if kicked; batches what arrives together. Whether it was kicked. */
-  private async sleep(ms: number): Promise<boolean> {
-    let woken = this.kicked;
-    if (!this.kicked && !this.stopped) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms);
-        this.wake = () => {
-          woken = true;
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-    if (!this.stopped) await new Promise((r) => setTimeout(r, BATCH_MS));
-    this.kicked = false;
-    return woken;
-  }
-
   private down(err: unknown): void {
     if (!this.downReported) this.log.warn({ err: errorMessage(err) }, 'etcd unreachable; serving what this server holds');
     this.downReported = true;
@@ -383,7 +343,7 @@ export class Cluster {
       },
       lost: (err) => {
         this.down(err);
-        this.kick();
+        this.doorbell.ring();
       },
     });
     this.etcdUp = true;
@@ -400,7 +360,7 @@ export class Cluster {
     this.lease = lease;
     lease.on('lost', () => {
       if (this.lease === lease) this.lease = undefined;
-      this.kick();
+      this.doorbell.ring();
     });
     try {
       await lease.put(this.keys.server(this.id)).value(JSON.stringify({
