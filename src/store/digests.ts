@@ -163,7 +163,7 @@ export class DigestWorker {
     });
     if (spent < FILE_COST) await pause(FILE_COST - spent);
     const key = fileKey(record.uuid, f);
-    const { sha1, md5 } = hashes.digest();
+    const { sha1, md5 } = await hashes.digest();
     if (sha1 !== record.manifest.files[index]?.sha1) {
       this.mismatched.add(key);
       this.log.error({ uuid: record.uuid, file: f.name }, 'file does not match the sha1 in its manifest');

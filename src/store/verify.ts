@@ -47,7 +47,7 @@ async function sha1Of(path: string, opts: VerifyOptions): Promise<{ sha1: string
     },
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const { sha1, size } = hashes.digest();
+  const { sha1, size } = await hashes.digest();
   return { sha1, size };
 }
 
