@@ -39,7 +39,8 @@ export function readIndexCache(layout: Layout): ImageRecord[] | null {
   }
   if (snapshot.format !== FORMAT || snapshot.version !== VERSION || snapshot.root !== layout.root) return null;
   // Completed in place: a copy of every record would double what the collector has to move at start.
-  for (const r of snapshot.records) for (const f of r.files) (f as StoredFile).mtime = new Date(f.mtimeMs);
+  // Rounded as fs.Stats rounds it (a Date truncates), so Last-Modified is the same after a restart.
+  for (const r of snapshot.records) for (const f of r.files) (f as StoredFile).mtime = new Date(Math.round(f.mtimeMs));
   return snapshot.records as ImageRecord[];
 }
 

@@ -129,3 +129,17 @@ test('a snapshot write that outlives its serve_dir fails, and does not bring the
   t.is((err as NodeJS.ErrnoException).code, 'ENOENT');
   t.false(fs.existsSync(root));
 });
+
+test('a file time with a fraction of a millisecond reads back as fs.Stats gives it, so Last-Modified stays the same', async (t) => {
+  const root = tmpDir(t);
+  const [image] = images(root, 1);
+  const file = path.join(image!.dir, image!.fileName);
+  // 999.6 ms: truncated, it would fall in the second before the one fs.Stats gives.
+  fs.utimesSync(file, 1_700_000_000.9996, 1_700_000_000.9996);
+  const store = await ImageStore.open({ serveDir: root, log, watch: false });
+  await store.close();
+  await writeIndexCache(store.layout, store.list());
+  const stat = fs.statSync(file);
+  t.not(stat.mtimeMs, Math.trunc(stat.mtimeMs), 'the filesystem keeps the fraction');
+  t.is(readIndexCache(store.layout)?.[0]?.files[0]?.mtime.getTime(), stat.mtime.getTime());
+});
