@@ -82,6 +82,17 @@ function contentRangeStart(header: string | undefined, size: number): number | u
  */
 export async function fetchFile(client: HttpClient, url: URL, want: FileWanted, events: FetchEvents = {},
   signal?: AbortSignal): Promise<Fetched> {
+  // Hashed where the file's size says (file-hash.ts), and freed however the attempt ends.
+  const hashing = { hashes: new FileHashes(want.size) };
+  try {
+    return await attempt(client, url, want, events, signal, hashing);
+  } finally {
+    hashing.hashes.abandon();
+  }
+}
+
+async function attempt(client: HttpClient, url: URL, want: FileWanted, events: FetchEvents,
+  signal: AbortSignal | undefined, hashing: { hashes: FileHashes }): Promise<Fetched> {
   const { file, size } = want;
   const shown = displayUrl(url);
   let have = await sizeOf(file);
@@ -89,80 +100,74 @@ export async function fetchFile(client: HttpClient, url: URL, want: FileWanted, 
     await fs.rm(file, { force: true });
     have = 0;
   }
-  // Hashed where its size says (file-hash.ts); the hashes are freed however this ends.
-  let hashes = new FileHashes(size);
-  try {
-    if (have > 0) await hashFile(file, { hashes, ...(signal ? { signal } : {}) });
-    const resumedFrom = have;
-    if (have === size) {
-      await verify(want, hashes, shown, have);
-      return { file, fetched: 0, resumedFrom };
-    }
-
-    const res = await client.getFile(url, have, signal);
-    if (res.status === 416) {
-      res.body.resume();
-      await fs.rm(file, { force: true });
-      throw new UpstreamError(`${shown}: range ${have}- not satisfiable; starting over`, { retryable: true, status: 416 });
-    }
-    if (res.status === 206) {
-      const start = contentRangeStart(res.headers['content-range'], size);
-      if (start !== have) {
-        res.body.destroy();
-        await fs.rm(file, { force: true });
-        throw new UpstreamError(`${shown}: answered a range request with Content-Range ${String(res.headers['content-range'])}; starting over`,
-          { retryable: true });
-      }
-      events.resumed?.(have);
-    } else if (have > 0) {
-      // 200: the whole file comes again.
-      have = 0;
-      hashes.abandon();
-      hashes = new FileHashes(size);
-    }
-    // Bytes of an earlier attempt that stay in the file.
-    const kept = have;
-    const expected = size - have;
-    const length = res.headers['content-length'];
-    if (length !== undefined && Number(length) !== expected) {
-      res.body.destroy();
-      throw new UpstreamError(`${shown}: Content-Length ${length}, expected ${expected} bytes`, { retryable: true });
-    }
-
-    const fh = await fs.open(file, have === 0 ? 'w' : 'a', 0o644);
-    let fetched = 0;
-    try {
-      for await (const chunk of res.body) {
-        const buf = chunk as Buffer;
-        if (have + buf.length > size) {
-          res.body.destroy();
-          await fh.close().catch(() => undefined);
-          await fs.rm(file, { force: true });
-          throw new BadBytes(`${shown}: more bytes than the ${size} the manifest says; discarded`, kept);
-        }
-        await fh.write(buf).catch((err: unknown) => {
-          throw new LocalFailure(err);
-        });
-        await hashes.update(buf).catch((err: unknown) => {
-          throw new LocalFailure(err);
-        });
-        have += buf.length;
-        fetched += buf.length;
-        events.bytes?.(buf.length);
-      }
-    } catch (err) {
-      res.body.destroy();
-      if (err instanceof LocalFailure) throw err.cause;
-      throw asUpstreamError(err, `${shown}: connection lost after ${have} of ${size} bytes`);
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
-    if (have < size) {
-      throw new UpstreamError(`${shown}: the file ended after ${have} of ${size} bytes`, { retryable: true });
-    }
-    await verify(want, hashes, shown, kept);
-    return { file, fetched, resumedFrom };
-  } finally {
-    hashes.abandon();
+  if (have > 0) await hashFile(file, { hashes: hashing.hashes, ...(signal ? { signal } : {}) });
+  const resumedFrom = have;
+  if (have === size) {
+    await verify(want, hashing.hashes, shown, have);
+    return { file, fetched: 0, resumedFrom };
   }
+
+  const res = await client.getFile(url, have, signal);
+  if (res.status === 416) {
+    res.body.resume();
+    await fs.rm(file, { force: true });
+    throw new UpstreamError(`${shown}: range ${have}- not satisfiable; starting over`, { retryable: true, status: 416 });
+  }
+  if (res.status === 206) {
+    const start = contentRangeStart(res.headers['content-range'], size);
+    if (start !== have) {
+      res.body.destroy();
+      await fs.rm(file, { force: true });
+      throw new UpstreamError(`${shown}: answered a range request with Content-Range ${String(res.headers['content-range'])}; starting over`,
+        { retryable: true });
+    }
+    events.resumed?.(have);
+  } else if (have > 0) {
+    // 200: the whole file comes again.
+    have = 0;
+    hashing.hashes.abandon();
+    hashing.hashes = new FileHashes(size);
+  }
+  // Bytes of an earlier attempt that stay in the file.
+  const kept = have;
+  const expected = size - have;
+  const length = res.headers['content-length'];
+  if (length !== undefined && Number(length) !== expected) {
+    res.body.destroy();
+    throw new UpstreamError(`${shown}: Content-Length ${length}, expected ${expected} bytes`, { retryable: true });
+  }
+
+  const fh = await fs.open(file, have === 0 ? 'w' : 'a', 0o644);
+  let fetched = 0;
+  try {
+    for await (const chunk of res.body) {
+      const buf = chunk as Buffer;
+      if (have + buf.length > size) {
+        res.body.destroy();
+        await fh.close().catch(() => undefined);
+        await fs.rm(file, { force: true });
+        throw new BadBytes(`${shown}: more bytes than the ${size} the manifest says; discarded`, kept);
+      }
+      await fh.write(buf).catch((err: unknown) => {
+        throw new LocalFailure(err);
+      });
+      await hashing.hashes.update(buf).catch((err: unknown) => {
+        throw new LocalFailure(err);
+      });
+      have += buf.length;
+      fetched += buf.length;
+      events.bytes?.(buf.length);
+    }
+  } catch (err) {
+    res.body.destroy();
+    if (err instanceof LocalFailure) throw err.cause;
+    throw asUpstreamError(err, `${shown}: connection lost after ${have} of ${size} bytes`);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  if (have < size) {
+    throw new UpstreamError(`${shown}: the file ended after ${have} of ${size} bytes`, { retryable: true });
+  }
+  await verify(want, hashing.hashes, shown, kept);
+  return { file, fetched, resumedFrom };
 }

@@ -53,6 +53,8 @@ export class SyncedFileSink extends Writable {
     let pending = buffers;
     while (pending.length > 0) {
       const { bytesWritten } = await this.handle!.writev(pending, this.position);
+      // A regular file takes at least a byte or fails (ENOSPC): never loop on nothing.
+      if (bytesWritten === 0) throw new Error(`${this.file}: the write took no bytes`);
       this.position += bytesWritten;
       pending = unwritten(pending, bytesWritten);
     }
