@@ -13,7 +13,8 @@ import { Channels, channelAdding, channelRemoval } from '../manifest/channels.js
 import { disabling } from '../manifest/states.js';
 import { toImgapi } from '../manifest/views.js';
 import { planPrune, prune } from '../store/prune.js';
-import { ImageStore, requestRescan, type ImageRecord } from '../store/store.js';
+import { requestRescan } from '../store/rescan-request.js';
+import { ImageStore, type ImageRecord } from '../store/store.js';
 import { bytesToVerify, repair, verifyImages } from '../store/verify.js';
 import { ImageWriter, type Provenance } from '../store/writer.js';
 import { configPath } from './common.js';

@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { errors } from '../errors.js';
@@ -33,6 +33,7 @@ import { removeDeadLocks } from './locks.js';
 import { readIndexCache } from './index-cache.js';
 import { Layout, RESCAN_REQUEST_FILE, isImageDirName } from './layout.js';
 import { partialFile, removeOldPartials } from './partials.js';
+import { takeRescanRequest } from './rescan-request.js';
 import { compareRecords, dirStamp, filesUnchanged, loadImageDir, sameListing, type ImageRecord, type StoredFile } from './loader.js';
 import { hasTombstone, listTombstones, readTombstone, type Tombstone } from './tombstones.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
@@ -369,7 +370,10 @@ export class ImageStore extends EventEmitter {
     if (rootStamp !== this.rootStamp || full) {
       this.rootStamp = rootStamp;
       const entries = await fsp.readdir(this.layout.root);
-      if (this.serving && entries.includes(RESCAN_REQUEST_FILE)) full = this.takeRescanRequest() || full;
+      if (this.serving && entries.includes(RESCAN_REQUEST_FILE) && takeRescanRequest(this.layout)) {
+        this.log.info('rescan requested: checking every image folder');
+        full = true;
+      }
       const present = new Set(entries.filter(isImageDirName));
       changed = this.dropMissing(present);
       for (const uuid of present) if (full || !this.images.has(uuid)) names.add(uuid);
@@ -391,17 +395,6 @@ export class ImageStore extends EventEmitter {
     }
     if (changed) this.indexChanged();
     this.lastScanSeconds[full ? 'full' : 'quick'] = Number(process.hrtime.bigint() - started) / 1e9;
-  }
-
-  /** `image-server rescan` asked for a full sweep; true if this process took the request. */
-  private takeRescanRequest(): boolean {
-    try {
-      fs.unlinkSync(this.layout.rescanRequestPath());
-    } catch {
-      return false;
-    }
-    this.log.info('rescan requested: checking every image folder');
-    return true;
   }
 
   /** Re-reads one image folder now, after this process changed it. */
@@ -493,21 +486,4 @@ export class ImageStore extends EventEmitter {
   private unchanged(record: ImageRecord): boolean {
     return dirStamp(this.layout, record.uuid) === record.stamp && filesUnchanged(this.layout, record);
   }
-}
-
-/**
- * Asks the server running on serveDir for a full sweep (`image-server
- * rescan`): it removes the request file when it starts one. True if it did
- * within `waitMs`; otherwise the request is taken back.
- */
-export async function requestRescan(serveDir: string, waitMs: number): Promise<boolean> {
-  const file = new Layout(serveDir).rescanRequestPath();
-  await fsp.writeFile(file, `${process.pid}\n`);
-  const until = Date.now() + waitMs;
-  while (Date.now() < until) {
-    if (!fs.existsSync(file)) return true;
-    await sleep(100);
-  }
-  await fsp.rm(file, { force: true });
-  return false;
 }

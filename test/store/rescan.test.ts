@@ -13,7 +13,8 @@ import path from 'node:path';
 import test from 'ava';
 import { buildConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log.js';
-import { ImageStore, requestRescan } from '../../src/store/store.js';
+import { requestRescan } from '../../src/store/rescan-request.js';
+import { ImageStore } from '../../src/store/store.js';
 import { tmpDir, v1Manifest, v2Manifest, writeImage } from '../helpers/images.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
