@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,14 +23,29 @@ function chunks(data: Buffer, size: number): Readable {
   })());
 }
 
-test.serial('the file holds exactly the bytes streamed in, with a datasync started every MiB', async (t) => {
+test.serial('the file holds exactly the bytes streamed in, with datasyncs started beside the writes', async (t) => {
   const dir = tmpDir(t);
   const data = randomBytes(9 * 1024 * 1024 + 7);
   const before = openFds();
+  // Counted on the FileHandle class itself: the sink's handle is private.
+  const probe = await fsp.open(path.join(dir, 'probe'), 'w');
+  const handles = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+  await probe.close();
+  const datasync = handles.datasync;
+  let datasyncs = 0;
+  handles.datasync = function counted(this: unknown) {
+    datasyncs++;
+    return datasync.call(this);
+  };
+  t.teardown(() => {
+    handles.datasync = datasync;
+  });
   for (const size of [4093, 65_536, 3_000_017]) {
     const file = path.join(dir, `file-${size}`);
+    datasyncs = 0;
     await pipeline(chunks(data, size), new SyncedFileSink(file, 1024 * 1024));
     t.is(sha1(fs.readFileSync(file)), sha1(data), `chunks of ${size} bytes`);
+    t.true(datasyncs >= 1, `datasyncs while writing ${size}-byte chunks: ${datasyncs}`);
   }
   t.is(openFds(), before);
 });
