@@ -155,6 +155,7 @@ export class DigestWorker {
     let spent = 0;
     const hashes = await hashFile(this.layout.filePath(record.uuid, f.name), {
       chunkBytes: 256 * 1024,
+      expectedBytes: f.size,
       signal,
       pace: (bytes) => {
         spent += bytes;

@@ -77,6 +77,8 @@ export class FileHashes {
 export interface HashFileOptions {
   /** Carry these on instead of starting afresh; the caller then abandons them if this fails. */
   hashes?: FileHashes;
+  /** The file's size when the caller knows it (the index does), saving a stat. */
+  expectedBytes?: number;
   /** Awaited after each chunk with its length: where a caller paces the read. */
   pace?: (bytes: number) => Promise<void> | void;
   signal?: AbortSignal;
@@ -85,7 +87,7 @@ export interface HashFileOptions {
 
 /** Reads `file` whole into the hashes and returns them, not yet digested. */
 export async function hashFile(file: string, opts: HashFileOptions = {}): Promise<FileHashes> {
-  const hashes = opts.hashes ?? new FileHashes((await fs.stat(file)).size);
+  const hashes = opts.hashes ?? new FileHashes(opts.expectedBytes ?? (await fs.stat(file)).size);
   try {
     const stream = createReadStream(file, { highWaterMark: opts.chunkBytes ?? 1024 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
     for await (const chunk of stream) {

@@ -38,9 +38,10 @@ function throttle(rate: number): (bytes: number) => Promise<void> {
   };
 }
 
-async function sha1Of(path: string, opts: VerifyOptions): Promise<{ sha1: string; size: number }> {
+async function sha1Of(path: string, expectedBytes: number, opts: VerifyOptions): Promise<{ sha1: string; size: number }> {
   const limit = opts.rate ? throttle(opts.rate) : undefined;
   const hashes = await hashFile(path, {
+    expectedBytes,
     pace: async (bytes) => {
       opts.progress?.(bytes);
       await limit?.(bytes);
@@ -72,7 +73,7 @@ export async function verifyImage(store: ImageStore, record: ImageRecord, opts: 
     const expected = manifest.files[i]!;
     let got: { sha1: string; size: number };
     try {
-      got = await sha1Of(store.layout.filePath(uuid, file.name), opts);
+      got = await sha1Of(store.layout.filePath(uuid, file.name), file.size, opts);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       problem(`${file.name}: ${(err as Error).message}`, expected.sha1);
