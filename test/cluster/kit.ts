@@ -267,8 +267,22 @@ export class Node {
     return node;
   }
 
+  /**
+   * A restart keeps the port its peers know. Until the old listener's last
+   * connections are gone, or while another process's connection happens to
+   * use that local port, the bind is refused; it is retried until a deadline.
+   */
   async start(): Promise<void> {
-    this.child = await spawnServer(this.t, this.config);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        this.child = await spawnServer(this.t, this.config);
+        return;
+      } catch (err) {
+        if (!(err as Error).message.includes('EADDRINUSE') || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
   get pid(): number {
