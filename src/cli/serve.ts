@@ -3,13 +3,13 @@
  * signals. The wiring of the server, and the only module that knows every
  * other part of it.
  */
-import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Credentials } from '../credentials.js';
 import { createApp } from '../http/app.js';
 import { listen } from '../http/server.js';
 import { startJobs } from './jobs.js';
 import { createLogger, type Logger } from '../log.js';
+import { addProcessMetrics, promiseProcessMetrics, Registry } from '../metrics.js';
 import { registerStoreMetrics } from '../store/metrics.js';
 import { ImageStore } from '../store/store.js';
 import { ImageWriter } from '../store/writer.js';
@@ -17,6 +17,8 @@ import { VERSION } from '../version.js';
 
 /** How often the event-loop lag metric samples (prom-client's default is 10 ms). */
 const EVENT_LOOP_SAMPLE_MS = 1000;
+/** The process metrics wait this long after the server listens, out of the way of the first requests. */
+const PROCESS_METRICS_AFTER_MS = 1000;
 
 /** The server's parts, built from the configuration; tests build theirs the same way. */
 export async function assemble(config: Readonly<Config>, log: Logger) {
@@ -36,7 +38,7 @@ export async function assemble(config: Readonly<Config>, log: Logger) {
   const registry = new Registry();
   // The event-loop lag monitor's default 10 ms timer wakes an idle server 100 times a
   // second, most of its idle CPU; one sample a second still shows a stalled loop.
-  collectDefaultMetrics({ register: registry, prefix: 'image_server_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  promiseProcessMetrics(registry, { prefix: 'image_server_', eventLoopSampleMs: EVENT_LOOP_SAMPLE_MS });
   registerStoreMetrics(registry, store, writer, config.metrics !== 'public');
   // Loaded only when configured: a server that runs alone never loads etcd3.
   const cluster = config.cluster
@@ -48,12 +50,15 @@ export async function assemble(config: Readonly<Config>, log: Logger) {
 
 export async function serve(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.loglevel);
-  const { store, writer, credentials, cluster, app } = await assemble(config, log);
+  const { store, writer, credentials, registry, cluster, app } = await assemble(config, log);
   // A cluster member first applies what the index says (deletions, states), so it never serves what the cluster removed meanwhile.
   cluster?.start();
   await cluster?.ready();
   const listening = await listen(app, config);
   const stopJobs = startJobs(store, writer, config, log);
+  setTimeout(() => {
+    addProcessMetrics(registry).catch((err: unknown) => log.error({ err }, 'could not add the process metrics'));
+  }, PROCESS_METRICS_AFTER_MS).unref();
   log.info({ where: listening.where, serve_dir: config.serve_dir, version: VERSION }, 'listening');
 
   process.on('SIGHUP', () => {

@@ -4,7 +4,7 @@
  * has good bytes of, how far behind the index this server is, and pulls
  * by result.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics.js';
 import type { Cluster } from './cluster.js';
 
 export function registerClusterMetrics(registry: Registry, cluster: Cluster): void {

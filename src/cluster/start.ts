@@ -2,7 +2,7 @@
  * The cluster's entry point for the server, loaded only when config.json
  * has a `cluster` key: a server that runs alone never loads etcd3 or gRPC.
  */
-import type { Registry } from 'prom-client';
+import type { Registry } from '../metrics.js';
 import { Cluster, type ClusterDeps } from './cluster.js';
 import { registerClusterMetrics } from './metrics.js';
 

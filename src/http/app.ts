@@ -7,7 +7,7 @@
  */
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../metrics.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { Channels } from '../manifest/channels.js';

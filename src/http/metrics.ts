@@ -3,7 +3,7 @@
  * by route (API operation) and status, bytes sent, downloads in flight.
  */
 import type { Context, Next } from 'koa';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics.js';
 
 export class RequestMetrics {
   private readonly requests: Counter;

@@ -4,7 +4,7 @@
  * tests, never mix): images by state, how long the last rescan took, and
  * files taken in by result.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics.js';
 import { STATES } from '../manifest/types.js';
 import type { ImageStore } from './store.js';
 import type { ImageWriter } from './writer.js';

@@ -19,7 +19,6 @@ import { EventEmitter } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { v5 as uuidv5 } from 'uuid';
 import { errors } from '../errors.js';
 import { manifestHash } from '../manifest/hash.js';
 import { normalizeManifest } from '../manifest/normalize.js';
@@ -81,6 +80,12 @@ interface ImageFiles {
 
 /** Names the locks that make NAME@VERSION unique, and fetches of one image exclusive. */
 const NAME_VERSION_NAMESPACE = '8b6b1b4e-4c0a-4f31-9a3e-5d6f3c2a9e10';
+
+/** uuid is some 20 modules to load, wanted by the first write, not by a start. */
+async function lockName(key: string): Promise<string> {
+  const { v5 } = await import('uuid');
+  return v5(key, NAME_VERSION_NAMESPACE);
+}
 
 /** What the history of a new image says first, by the way it came in. */
 const ARRIVAL: Record<Provenance['via'], string> = {
@@ -251,8 +256,8 @@ export class ImageWriter extends EventEmitter {
    * the same image runs, in this process or another; waits up to `waitMs`
    * for one that does, then fails with ServiceUnavailableError.
    */
-  claim<T>(uuid: string, fn: () => Promise<T>, waitMs = 0): Promise<T> {
-    return withImageLock(this.layout, uuidv5(`fetch\u0000${uuid}`, NAME_VERSION_NAMESPACE), fn, waitMs);
+  async claim<T>(uuid: string, fn: () => Promise<T>, waitMs = 0): Promise<T> {
+    return withImageLock(this.layout, await lockName(`fetch\u0000${uuid}`), fn, waitMs);
   }
 
   /** Throws why `manifest` may not enter as a new image, if it may not. */
@@ -274,9 +279,9 @@ export class ImageWriter extends EventEmitter {
     }
   }
 
-  private underNameLock<T>(manifest: Manifest, unique: boolean, fn: () => Promise<T>): Promise<T> {
+  private async underNameLock<T>(manifest: Manifest, unique: boolean, fn: () => Promise<T>): Promise<T> {
     if (!unique) return fn();
-    return withImageLock(this.layout, uuidv5(`${manifest.name}\u0000${manifest.version}`, NAME_VERSION_NAMESPACE), fn);
+    return withImageLock(this.layout, await lockName(`${manifest.name}\u0000${manifest.version}`), fn);
   }
 
   private newSidecar(manifest: Manifest, provenance: Provenance, legacy: LegacyFields | null | undefined): Sidecar {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import * as promClient from 'prom-client';
+import { Counter, Gauge, Registry } from '../../src/metrics.js';
 import { sha1, tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
 import { OPERATOR_AUTH, startServer } from '../helpers/server.js';
 
@@ -47,6 +49,12 @@ test('GET /metrics is Prometheus text, and its counters move as requests are mad
   t.is(after.get('image_server_downloads_in_flight'), 0);
   t.true(after.has('image_server_index_rescan_seconds{kind="full"}'));
   t.true(after.has('image_server_process_resident_memory_bytes'));
+});
+
+test('the metric classes loaded without prom-client\'s index are the ones it exports', (t) => {
+  t.is(Registry, promClient.Registry);
+  t.is(Counter, promClient.Counter);
+  t.is(Gauge, promClient.Gauge);
 });
 
 test('imports succeeded and failed are counted', async (t) => {

@@ -4,7 +4,7 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Registry } from 'prom-client';
+import { scrape, type Registry } from '../../metrics.js';
 import { reqCredentials } from '../middleware/auth.js';
 
 export type MetricsAccess = 'public' | 'auth' | 'off';
@@ -14,6 +14,6 @@ export function mountMetrics(router: Router, registry: Registry, access: Metrics
   const steps = access === 'auth' ? [reqCredentials('reading metrics')] : [];
   router.get('GetMetrics', '/metrics', ...steps, async (ctx: Context) => {
     ctx.type = registry.contentType;
-    ctx.body = await registry.metrics();
+    ctx.body = await scrape(registry);
   });
 }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import busboy from 'busboy';
+import type busboy from 'busboy';
 import type { Context } from 'koa';
 import { ApiError, errors, invalidParameter } from '../../errors.js';
 import { isCompression } from '../../manifest/normalize.js';
@@ -72,13 +72,15 @@ function wholeFormFile(part: Readable, formEnd: Promise<void>): Readable {
   })(), { objectMode: false });
 }
 
-export function createFromMultipart(ctx: Context, deps: MultipartDeps): Promise<ImageRecord> {
+export async function createFromMultipart(ctx: Context, deps: MultipartDeps): Promise<ImageRecord> {
+  // Loaded by the first multipart upload, not at start.
+  const { default: makeParser } = await import('busboy');
   let bb: busboy.Busboy;
   try {
     // files: the manifest may come as a file part too.
-    bb = busboy({ headers: ctx.req.headers, limits: { files: 2, fields: 8, fieldSize: MANIFEST_LIMIT } });
+    bb = makeParser({ headers: ctx.req.headers, limits: { files: 2, fields: 8, fieldSize: MANIFEST_LIMIT } });
   } catch (err) {
-    return Promise.reject(errors.InvalidHeader(`unusable Content-Type for a multipart upload: ${(err as Error).message}`));
+    throw errors.InvalidHeader(`unusable Content-Type for a multipart upload: ${(err as Error).message}`);
   }
   const form = bb;
   return new Promise((resolve, reject) => {
