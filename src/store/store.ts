@@ -84,6 +84,11 @@ const WATCH_SETTLE_MS = 50;
 /** The state files parts of the server keep in serve_dir. */
 export type StateFile = 'cluster' | 'cluster-level';
 
+interface RootLook {
+  stamp: string;
+  entries: string[] | null;
+}
+
 export interface SortKey {
   uuid: string;
   publishedMs: number;
@@ -100,6 +105,8 @@ export class ImageStore extends EventEmitter {
   /** Listing positions of images removed lately, so a paging marker naming one still works. */
   private readonly departed = new Map<string, { publishedMs: number; public: boolean }>();
   private rootStamp = '';
+  /** open()'s look at serve_dir, started before the snapshot is parsed so that the two overlap. */
+  private firstLook: Promise<RootLook> | undefined;
   /** Images loaded, changed or gone since the last 'change' event, which names them. */
   private readonly moved = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
@@ -145,6 +152,9 @@ export class ImageStore extends EventEmitter {
     const leftovers = [...await removeLeftovers(store.layout), ...await removeDeadLocks(store.layout)];
     if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
     const watch = opts.watch !== false;
+    store.firstLook = store.lookAtRoot(true);
+    // Awaited by the first scan, below; a failure is that scan's to report.
+    store.firstLook.catch(() => undefined);
     const cached = (opts.fromSnapshot ?? watch) ? readIndexCache(store.layout) : null;
     for (const record of cached ?? []) store.images.set(record.uuid, record);
     // With a snapshot, serving can start once the folders added or gone
@@ -363,13 +373,13 @@ export class ImageStore extends EventEmitter {
 
   private async scan(full: boolean): Promise<void> {
     const started = process.hrtime.bigint();
-    const root = await fsp.stat(this.layout.root);
-    const rootStamp = `${root.mtimeMs}:${root.ctimeMs}`;
+    const look = this.firstLook ?? this.lookAtRoot(full);
+    this.firstLook = undefined;
+    const { stamp, entries } = await look;
     let changed = false;
     const names = new Set<string>();
-    if (rootStamp !== this.rootStamp || full) {
-      this.rootStamp = rootStamp;
-      const entries = await fsp.readdir(this.layout.root);
+    if (entries) {
+      this.rootStamp = stamp;
       if (this.serving && entries.includes(RESCAN_REQUEST_FILE) && takeRescanRequest(this.layout)) {
         this.log.info('rescan requested: checking every image folder');
         full = true;
@@ -414,6 +424,14 @@ export class ImageStore extends EventEmitter {
     this.emit('change', moved);
     this.digests.kick();
     this.snapshots.changed();
+  }
+
+  /** serve_dir's stamp, and its entries if the stamp moved since the last look (or `always`). */
+  private async lookAtRoot(always: boolean): Promise<RootLook> {
+    const root = await fsp.stat(this.layout.root);
+    const stamp = `${root.mtimeMs}:${root.ctimeMs}`;
+    // Read after the stamp, so a change in between shows at the next look.
+    return { stamp, entries: always || stamp !== this.rootStamp ? await fsp.readdir(this.layout.root) : null };
   }
 
   private dropMissing(present: Set<string>): boolean {
