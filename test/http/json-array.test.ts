@@ -33,3 +33,10 @@ test('a listing of several MB, cut into pieces inside, is byte for byte JSON.str
   t.is(got.length, expected.length);
   t.is(sha1(got), sha1(expected));
 });
+
+test('arrays just below, at and above a multiple of the elements serialised per call come out whole', (t) => {
+  for (const length of [1, 499, 500, 501, 999, 1000, 1001, 2503]) {
+    const items = Array.from({ length }, (_, i) => (i % 97 === 0 ? undefined : { i, s: 'x'.repeat(i % 13) }));
+    t.is(jsonArrayBytes(items).toString('utf8'), JSON.stringify(items), `${length} elements`);
+  }
+});
