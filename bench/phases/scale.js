@@ -43,9 +43,9 @@ async function start(configFile, port, images) {
     if (!server.alive()) throw new Error(`server exited:\n${server.output()}`);
     if (performance.now() - t0 > 180_000) throw new Error('no complete listing within 180 s');
     const res = await get(port, '/images').catch(() => undefined);
-    if (res?.status === 200 && JSON.parse(res.body.toString('utf8')).length === images) {
-      return { server, seconds: (performance.now() - t0) / 1000 };
-    }
+    // Timed before the check: parsing 50 MB of listing is the bench's cost, not the server's (as timeStartup does).
+    const seconds = (performance.now() - t0) / 1000;
+    if (res?.status === 200 && JSON.parse(res.body.toString('utf8')).length === images) return { server, seconds };
     await sleep(res ? 20 : 2);
   }
 }
