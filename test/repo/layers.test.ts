@@ -1,6 +1,6 @@
 /*
  * The shape of src/, checked: dependencies point one way (cli → http,
- * cluster, mirror → fetch → store → manifest → errors, log), the store's private
+ * cluster, mirror → fetch → store → manifest → errors, log, metrics), the store's private
  * modules are private to it, and no module outside the store builds a
  * serve_dir path or looks at the disk under it.
  */
@@ -15,17 +15,18 @@ const SRC = path.join(REPO_ROOT, 'src');
 const MAY_IMPORT: Record<string, string[]> = {
   errors: [],
   log: [],
+  metrics: [],
   version: [],
   manifest: ['errors'],
   credentials: [],
   config: ['log', 'credentials'],
-  store: ['manifest', 'errors', 'log', 'version'],
-  http: ['store', 'manifest', 'errors', 'log', 'config', 'credentials', 'version'],
+  store: ['manifest', 'errors', 'log', 'metrics', 'version'],
+  http: ['store', 'manifest', 'errors', 'log', 'metrics', 'config', 'credentials', 'version'],
   fetch: ['store'],
   mirror: ['fetch', 'store', 'manifest', 'errors', 'log', 'config', 'version'],
-  cluster: ['fetch', 'store', 'manifest', 'errors', 'log', 'config', 'version'],
+  cluster: ['fetch', 'store', 'manifest', 'errors', 'log', 'metrics', 'config', 'version'],
   docs: ['errors', 'config', 'version'],
-  cli: ['http', 'cluster', 'mirror', 'fetch', 'store', 'manifest', 'errors', 'log', 'config', 'credentials', 'version'],
+  cli: ['http', 'cluster', 'mirror', 'fetch', 'store', 'manifest', 'errors', 'log', 'metrics', 'config', 'credentials', 'version'],
 };
 
 /** Store modules nobody outside the store may import: the layout, the locks and the files it keeps. */
