@@ -8,9 +8,6 @@ import type { Context, Next } from 'koa';
 import type { Channels, ChannelPick } from '../manifest/channels.js';
 import type { Manifest } from '../manifest/types.js';
 import { toImgapi } from '../manifest/views.js';
-import { listingEntry, withChannels } from '../store/entries.js';
-import { RawJson } from '../store/json-pieces.js';
-import type { ImageRecord } from '../store/store.js';
 
 /**
  * Picks the request's channel (ctx.state.channel, a ChannelPick) before
@@ -29,12 +26,6 @@ export function reqChannel(channels: Channels | undefined, star: boolean) {
 export function imgapiView(ctx: Context, channels: Channels | undefined): (m: Manifest) => Record<string, unknown> {
   if (!channels || ctx.state.apiVersion === '1.0.0') return (m) => toImgapi(m);
   return (m) => toImgapi(m, channels.of(m));
-}
-
-/** imgapiView()'s text for each image in a listing, from the entry the store keeps for it. */
-export function imgapiEntry(ctx: Context, channels: Channels | undefined): (r: ImageRecord) => RawJson {
-  if (!channels || ctx.state.apiVersion === '1.0.0') return (r) => new RawJson(listingEntry(r));
-  return (r) => new RawJson(withChannels(listingEntry(r), channels.of(r.manifest)));
 }
 
 /** A key for cached listings: what, beyond the query string, changes the answer. */

@@ -11,22 +11,16 @@
 import fs from 'node:fs';
 import { VERSION } from '../version.js';
 import { writeFileAtomic } from './atomic.js';
-import { keepListingEntry, listingEntry } from './entries.js';
 import { jsonArrayPieces } from './json-pieces.js';
 import type { Layout } from './layout.js';
 import type { ImageRecord, StoredFile } from './loader.js';
 
 /**
- * 3: the records as JSON on the first line, ASCII only (every other
- * character escaped, so that it is read as latin1 without decoding UTF-8:
- * a tenth of a second at 100,000 images); then each record's listing entry
- * (entries.ts) on a line of its own, in the same order and as UTF-8, the
- * very text a listing sends. JSON.stringify never writes a raw newline.
- * A snapshot of format 1 or 2 is ignored.
+ * 2: ASCII only, every other character escaped, so that it is read as
+ * latin1 without decoding UTF-8 (a tenth of a second at 100,000 images).
+ * A snapshot of format 1 is ignored.
  */
-const FORMAT = 3;
-const NEWLINE = 0x0a;
-const PIECE_CHARS = 1 << 20;
+const FORMAT = 2;
 
 interface Snapshot {
   format: number;
@@ -38,12 +32,8 @@ interface Snapshot {
 /** The cached records, or null when there is no usable snapshot. */
 export function readIndexCache(layout: Layout): ImageRecord[] | null {
   let snapshot: Snapshot;
-  let text: Buffer;
-  let firstLineEnd: number;
   try {
-    text = fs.readFileSync(layout.indexSnapshotPath());
-    firstLineEnd = text.indexOf(NEWLINE);
-    snapshot = JSON.parse(text.toString('latin1', 0, firstLineEnd)) as Snapshot;
+    snapshot = JSON.parse(fs.readFileSync(layout.indexSnapshotPath(), 'latin1')) as Snapshot;
   } catch {
     return null;
   }
@@ -51,43 +41,21 @@ export function readIndexCache(layout: Layout): ImageRecord[] | null {
   // Completed in place: a copy of every record would double what the collector has to move at start.
   // Rounded as fs.Stats rounds it (a Date truncates), so Last-Modified is the same after a restart.
   for (const r of snapshot.records) for (const f of r.files) (f as StoredFile).mtime = new Date(Math.round(f.mtimeMs));
-  const records = snapshot.records as ImageRecord[];
-  return keepEntries(text, firstLineEnd + 1, records) ? records : null;
-}
-
-/** Gives each record its entry from the lines after the first; false unless there is exactly one line per record. */
-function keepEntries(text: Buffer, start: number, records: readonly ImageRecord[]): boolean {
-  let at = start;
-  for (const record of records) {
-    const end = text.indexOf(NEWLINE, at);
-    if (end === -1) return false;
-    keepListingEntry(record, text.toString('utf8', at, end));
-    at = end + 1;
-  }
-  return at === text.length;
+  return snapshot.records as ImageRecord[];
 }
 
 export async function writeIndexCache(layout: Layout, records: readonly ImageRecord[]): Promise<void> {
-  await writeFileAtomic(layout.indexSnapshotPath(), snapshotPieces(layout, records), layout.stagingRoot());
-}
-
-/** The file, a piece at a time: the first line is asciiOnly(JSON.stringify(snapshot)). */
-function* snapshotPieces(layout: Layout, records: readonly ImageRecord[]): Generator<string> {
+  // The bytes of asciiOnly(JSON.stringify(snapshot)), written a piece at a time.
   const head = `{"format":${FORMAT},"version":${JSON.stringify(VERSION)},"root":${JSON.stringify(layout.root)},"records":[`;
-  for (const piece of jsonArrayPieces(stored(records), head, ']}\n')) yield asciiOnly(piece);
-  let piece = '';
-  for (const record of records) {
-    piece += `${listingEntry(record)}\n`;
-    if (piece.length >= PIECE_CHARS) {
-      yield piece;
-      piece = '';
-    }
-  }
-  yield piece;
+  await writeFileAtomic(layout.indexSnapshotPath(), asciiPieces(jsonArrayPieces(stored(records), head, ']}')), layout.stagingRoot());
 }
 
 function* stored(records: readonly ImageRecord[]): Generator<Snapshot['records'][number]> {
   for (const r of records) yield { ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) };
+}
+
+function* asciiPieces(pieces: Iterable<string>): Generator<string> {
+  for (const piece of pieces) yield asciiOnly(piece);
 }
 
 /** JSON text with every character beyond ASCII escaped (a pair of surrogates as two escapes, which JSON.parse joins). */

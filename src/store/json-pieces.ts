@@ -13,39 +13,27 @@ const PIECE_CHARS = 1 << 20;
  */
 const BATCH = 500;
 
-/** An element serialised already (JSON.stringify's text for it), written out as it is. */
-export class RawJson {
-  constructor(readonly json: string) {}
-}
-
 /** `head`, the elements as JSON.stringify writes them in an array, comma-separated, then `tail`. */
 export function* jsonArrayPieces(items: Iterable<unknown>, head = '[', tail = ']'): Generator<string> {
   let piece = head;
   let first = true;
   let batch: unknown[] = [];
-  const add = (json: string) => {
-    piece += first ? json : `,${json}`;
-    first = false;
-  };
   const flush = () => {
     // "[a,b]" without its brackets; an element with no JSON form is null there, as in one big array.
-    if (batch.length > 0) add(JSON.stringify(batch).slice(1, -1));
+    const json = JSON.stringify(batch);
+    piece += (first ? '' : ',') + json.slice(1, -1);
+    first = false;
     batch = [];
   };
   for (const item of items) {
-    if (item instanceof RawJson) {
-      flush();
-      add(item.json);
-    } else {
-      batch.push(item);
-      if (batch.length < BATCH) continue;
-      flush();
-    }
+    batch.push(item);
+    if (batch.length < BATCH) continue;
+    flush();
     if (piece.length >= PIECE_CHARS) {
       yield piece;
       piece = '';
     }
   }
-  flush();
+  if (batch.length > 0) flush();
   yield piece + tail;
 }

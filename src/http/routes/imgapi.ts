@@ -9,7 +9,7 @@ import type { Context } from 'koa';
 import { ERROR_TABLE, errors, invalidParameter, type ApiError, type ErrorCode } from '../../errors.js';
 import type { Channels } from '../../manifest/channels.js';
 import type { ImageStore } from '../../store/store.js';
-import { imgapiEntry, imgapiView, reqChannel, viewKey } from '../channels.js';
+import { imgapiView, reqChannel, viewKey } from '../channels.js';
 import { parseListQuery, selectImages } from '../list-query.js';
 import { type ResponseCache, sendJson, sendListing } from '../json.js';
 import { reqLoadImage, seesPrivate } from '../params.js';
@@ -43,10 +43,10 @@ export function mountImgapi(router: Router, deps: ReadDeps): void {
       const { filter } = query;
       query.filter = (m) => filter(m) && channels.holds(ctx.state.channel, m);
     }
-    const entry = imgapiEntry(ctx, channels);
+    const view = imgapiView(ctx, channels);
     const key = `images|${seesPrivate(ctx)}|${viewKey(ctx, channels)}|${ctx.querystring}`;
-    const body = deps.cache.get(store.generation, key, function* entries() {
-      for (const r of selectImages(store.list(), query)) yield entry(r);
+    const body = deps.cache.get(store.generation, key, function* views() {
+      for (const r of selectImages(store.list(), query)) yield view(r.manifest);
     });
     await sendListing(ctx, body);
   });
