@@ -27,6 +27,7 @@ import type { Logger } from '../log.js';
 import { errors } from '../errors.js';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
+import { Departed } from './departed.js';
 import { DigestWorker } from './digests.js';
 import { removeLeftovers } from './import.js';
 import { removeDeadLocks } from './locks.js';
@@ -36,6 +37,7 @@ import { partialFile, removeOldPartials } from './partials.js';
 import { takeRescanRequest } from './rescan-request.js';
 import { compareRecords, dirStamp, filesUnchanged, loadImageDir, sameListing, type ImageRecord, type StoredFile } from './loader.js';
 import { hasTombstone, listTombstones, readTombstone, type Tombstone } from './tombstones.js';
+import { RootLook } from './root-look.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
 import { RollingSweep } from './sweep.js';
 import { FolderWatcher } from './watcher.js';
@@ -77,17 +79,11 @@ export interface StoreOptions {
 
 /** How many directories a rescan loads before letting requests run. */
 const BATCH = 200;
-const MAX_DEPARTED = 10_000;
 /** Lets a burst of inotify events (a folder being written) settle into one look. */
 const WATCH_SETTLE_MS = 50;
 
 /** The state files parts of the server keep in serve_dir. */
 export type StateFile = 'cluster' | 'cluster-level';
-
-interface RootLook {
-  stamp: string;
-  entries: string[] | null;
-}
 
 export interface SortKey {
   uuid: string;
@@ -102,11 +98,8 @@ export class ImageStore extends EventEmitter {
   /** uuid → problems last reported, so a broken directory warns once per change. */
   private readonly broken = new Map<string, string[]>();
   private sorted: ImageRecord[] | null = null;
-  /** Listing positions of images removed lately, so a paging marker naming one still works. */
-  private readonly departed = new Map<string, { publishedMs: number; public: boolean }>();
-  private rootStamp = '';
-  /** open()'s look at serve_dir, started before the snapshot is parsed so that the two overlap. */
-  private firstLook: Promise<RootLook> | undefined;
+  private readonly departed = new Departed();
+  private readonly rootLook: RootLook;
   /** Images loaded, changed or gone since the last 'change' event, which names them. */
   private readonly moved = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
@@ -131,6 +124,7 @@ export class ImageStore extends EventEmitter {
   private constructor(opts: StoreOptions, realRoot: string) {
     super();
     this.layout = new Layout(opts.serveDir);
+    this.rootLook = new RootLook(this.layout.root);
     this.log = opts.log.child({ component: 'store' });
     this.realRoot = realRoot;
     this.digests = new DigestWorker(this.layout, this.log, () => this.list(), opts.md5RateMBps ?? 20);
@@ -152,9 +146,7 @@ export class ImageStore extends EventEmitter {
     const leftovers = [...await removeLeftovers(store.layout), ...await removeDeadLocks(store.layout)];
     if (leftovers.length > 0) store.log.info({ removed: leftovers }, 'removed leftovers of interrupted imports');
     const watch = opts.watch !== false;
-    store.firstLook = store.lookAtRoot(true);
-    // Awaited by the first scan, below; a failure is that scan's to report.
-    store.firstLook.catch(() => undefined);
+    store.rootLook.startEarly();
     const cached = (opts.fromSnapshot ?? watch) ? readIndexCache(store.layout) : null;
     for (const record of cached ?? []) store.images.set(record.uuid, record);
     // With a snapshot, serving can start once the folders added or gone
@@ -373,13 +365,10 @@ export class ImageStore extends EventEmitter {
 
   private async scan(full: boolean): Promise<void> {
     const started = process.hrtime.bigint();
-    const look = this.firstLook ?? this.lookAtRoot(full);
-    this.firstLook = undefined;
-    const { stamp, entries } = await look;
+    const entries = await this.rootLook.take(full);
     let changed = false;
     const names = new Set<string>();
     if (entries) {
-      this.rootStamp = stamp;
       if (this.serving && entries.includes(RESCAN_REQUEST_FILE) && takeRescanRequest(this.layout)) {
         this.log.info('rescan requested: checking every image folder');
         full = true;
@@ -426,14 +415,6 @@ export class ImageStore extends EventEmitter {
     this.snapshots.changed();
   }
 
-  /** serve_dir's stamp, and its entries if the stamp moved since the last look (or `always`). */
-  private async lookAtRoot(always: boolean): Promise<RootLook> {
-    const root = await fsp.stat(this.layout.root);
-    const stamp = `${root.mtimeMs}:${root.ctimeMs}`;
-    // Read after the stamp, so a change in between shows at the next look.
-    return { stamp, entries: always || stamp !== this.rootStamp ? await fsp.readdir(this.layout.root) : null };
-  }
-
   private dropMissing(present: Set<string>): boolean {
     let changed = false;
     for (const uuid of [...this.images.keys(), ...this.broken.keys()]) {
@@ -453,8 +434,7 @@ export class ImageStore extends EventEmitter {
     const record = this.images.get(uuid);
     if (!record) return false;
     this.images.delete(uuid);
-    this.departed.set(uuid, { publishedMs: record.publishedMs, public: record.manifest.public });
-    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
+    this.departed.remember(record);
     return true;
   }
 
