@@ -43,8 +43,8 @@ function find(store: ImageStore, uuid: string): ImageRecord {
 }
 
 function line(r: ImageRecord): string {
-  const size = r.manifest.files[0]?.size ?? 0;
-  return [r.uuid, r.manifest.name, r.manifest.version, r.manifest.state, r.manifest.published_at ?? '-', String(size)].join('  ');
+  const { files, published_at: published } = r.manifest;
+  return [r.uuid, r.facts.name, r.facts.version, r.state, published ?? '-', String(files[0]?.size ?? 0)].join('  ');
 }
 
 function out(text: string): void {
@@ -60,8 +60,8 @@ export function addAdminCommands(program: Command): void {
     .action(async (opts: { json?: boolean; channel?: string }) => {
       const { store, channels } = await openStore(program);
       const all = opts.channel === undefined ? store.list()
-        : store.list().filter((r) => channelNamed(channels, opts.channel!).of(r.manifest).includes(opts.channel!));
-      out(opts.json ? JSON.stringify(all.map((r) => toImgapi(r.manifest, channels?.of(r.manifest))), null, 2) : all.map(line).join('\n'));
+        : store.list().filter((r) => channelNamed(channels, opts.channel!).of(r.facts).includes(opts.channel!));
+      out(opts.json ? JSON.stringify(all.map((r) => toImgapi(r.manifest, channels?.of(r.facts))), null, 2) : all.map(line).join('\n'));
     });
   images.command('show <uuid>').description('one image manifest').action(async (uuid: string) => {
     const { store, channels } = await openStore(program);
@@ -72,7 +72,7 @@ export function addAdminCommands(program: Command): void {
     const { store, writer, channels } = await openStore(program);
     find(store, uuid);
     const record = await writer.change(uuid, channelAdding(channelNamed(channels, name), name), ADMIN);
-    out(`${uuid} channels: ${channelNamed(channels, name).of(record.manifest).join(', ')}`);
+    out(`${uuid} channels: ${channelNamed(channels, name).of(record.facts).join(', ')}`);
   });
   images.command('channel-remove <uuid> <channel>')
     .description('take an image out of a channel (refused for its last one: delete it instead)')
@@ -80,7 +80,7 @@ export function addAdminCommands(program: Command): void {
       const { store, writer, channels } = await openStore(program);
       find(store, uuid);
       const record = await writer.change(uuid, channelRemoval(channelNamed(channels, name), name), ADMIN);
-      out(`${uuid} channels: ${channelNamed(channels, name).of(record.manifest).join(', ')}`);
+      out(`${uuid} channels: ${channelNamed(channels, name).of(record.facts).join(', ')}`);
     });
   for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
     images.command(`${verb} <uuid>`).description(`${verb} an image`).action(async (uuid: string) => {
@@ -139,7 +139,7 @@ export function addAdminCommands(program: Command): void {
       if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new CliError('--keep must be a whole number, at least 1');
       const { store, writer } = await openStore(program);
       const plan = planPrune(store.list(), opts.name === undefined ? { keep: opts.keep } : { keep: opts.keep, name: opts.name });
-      for (const r of plan) out(`${opts.dryRun ? 'would remove' : 'removing'} ${r.uuid} ${r.manifest.name} ${r.manifest.version}`);
+      for (const r of plan) out(`${opts.dryRun ? 'would remove' : 'removing'} ${r.uuid} ${r.facts.name} ${r.facts.version}`);
       if (!opts.dryRun) await prune(writer, plan, ADMIN);
     });
 }

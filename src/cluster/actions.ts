@@ -53,7 +53,7 @@ export class ActionRunner {
         // etcd's newer version arrives through the watch and wins.
         if (rev === undefined) return true;
         this.d.synced.set(uuid, rev, hash);
-        this.d.log.info({ uuid, state: record.manifest.state }, 'published a local change to the cluster index');
+        this.d.log.info({ uuid, state: record.state }, 'published a local change to the cluster index');
         return true;
       }
       case 'remove':

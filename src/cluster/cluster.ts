@@ -167,7 +167,10 @@ export class Cluster {
     this.local = {
       image: (uuid) => {
         const record = this.store.get(uuid);
-        return record && isActivated(record.manifest.state) ? { manifest: record.manifest, hash: this.hashOf(record) } : undefined;
+        if (!record || !isActivated(record.state)) return undefined;
+        const hash = this.hashOf(record);
+        // Built only when a pass finds the index's manifest different, which a level server's never is.
+        return { get manifest() { return record.manifest; }, hash };
       },
       deletedHere: (uuid) => this.deletedHere.has(uuid),
       obstacle: (uuid) => (this.store.get(uuid) ? 'unactivated' : this.store.brokenImages().has(uuid) ? 'broken' : undefined),
@@ -426,7 +429,7 @@ export class Cluster {
   private everything(): Set<string> {
     this.deletedHere = this.store.deletedUuids();
     const all = new Set<string>([...this.view.entries.keys(), ...this.synced.uuids(), ...this.puller.uuids(), ...this.behind, ...this.unheld]);
-    for (const r of this.store.list()) if (isActivated(r.manifest.state)) all.add(r.uuid);
+    for (const r of this.store.list()) if (isActivated(r.state)) all.add(r.uuid);
     for (const [uuid, holders] of this.view.holders) if (holders.has(this.id)) all.add(uuid);
     return all;
   }
@@ -439,7 +442,7 @@ export class Cluster {
       // Lost the race: someone else registered or deleted it, and the watch brings that.
       if (rev === undefined) continue;
       this.synced.set(record.uuid, rev, this.hashOf(record));
-      this.log.info({ uuid: record.uuid, name: record.manifest.name, version: record.manifest.version }, 'registered image in the cluster index');
+      this.log.info({ uuid: record.uuid, name: record.facts.name, version: record.facts.version }, 'registered image in the cluster index');
     }
     if (this.stopped || holds.length === 0) return;
     const held = await this.writes.holdMany(holds);

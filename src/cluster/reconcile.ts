@@ -127,7 +127,8 @@ function held(uuid: string, mine: LocalImage, index: IndexSide, agreed: LastAgre
     else plan.behind.add(uuid);
     return;
   }
-  if (!sameFiles(entry.manifest, mine.manifest)) {
+  // Equal hashes mean equal manifests, files and all: only a difference needs the manifest itself.
+  if (mine.hash !== entry.hash && !sameFiles(entry.manifest, mine.manifest)) {
     plan.actions.push({ kind: 'conflict', uuid, why: 'other-file' });
     return;
   }

@@ -6,8 +6,7 @@
  */
 import type { Context, Next } from 'koa';
 import type { Channels, ChannelPick } from '../manifest/channels.js';
-import type { Manifest } from '../manifest/types.js';
-import { toImgapi } from '../manifest/views.js';
+import type { ImageRecord } from '../store/store.js';
 
 /**
  * Picks the request's channel (ctx.state.channel, a ChannelPick) before
@@ -22,10 +21,14 @@ export function reqChannel(channels: Channels | undefined, star: boolean) {
   };
 }
 
-/** The IMGAPI view for this request: with `channels` for API version 2 clients of a server with channels. */
-export function imgapiView(ctx: Context, channels: Channels | undefined): (m: Manifest) => Record<string, unknown> {
-  if (!channels || ctx.state.apiVersion === '1.0.0') return (m) => toImgapi(m);
-  return (m) => toImgapi(m, channels.of(m));
+/**
+ * The IMGAPI view of an image for this request, as JSON: the record's own
+ * listing entry, with `channels` added (last, as toImgapi() puts them) for
+ * API version 2 clients of a server with channels.
+ */
+export function imgapiJson(ctx: Context, channels: Channels | undefined): (r: ImageRecord) => string {
+  if (!channels || ctx.state.apiVersion === '1.0.0') return (r) => r.entry;
+  return (r) => `${r.entry.slice(0, -1)},"channels":${JSON.stringify(channels.of(r.facts))}}`;
 }
 
 /** A key for cached listings: what, beyond the query string, changes the answer. */

@@ -18,7 +18,12 @@ export interface JsonBody {
 }
 
 export function jsonBody(value: unknown): JsonBody {
-  return digested(Buffer.from(JSON.stringify(value), 'utf8'));
+  return jsonTextBody(JSON.stringify(value));
+}
+
+/** A body of JSON serialised beforehand. */
+export function jsonTextBody(json: string): JsonBody {
+  return digested(Buffer.from(json, 'utf8'));
 }
 
 /**
@@ -27,7 +32,11 @@ export function jsonBody(value: unknown): JsonBody {
  * string besides its bytes.
  */
 export function jsonArrayBytes(items: Iterable<unknown>): Buffer {
-  const buffers = Array.from(jsonArrayPieces(items), (piece) => Buffer.from(piece, 'utf8'));
+  return bytesOf(jsonArrayPieces(items));
+}
+
+function bytesOf(pieces: Iterable<string>): Buffer {
+  const buffers = Array.from(pieces, (piece) => Buffer.from(piece, 'utf8'));
   return buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
 }
 
@@ -88,8 +97,9 @@ export class CachedBody implements JsonBody {
   readonly etag: string;
   private readonly codings = new Map<Coding, Promise<JsonBody>>();
 
-  constructor(items: Iterable<unknown>) {
-    ({ buffer: this.buffer, md5: this.md5, etag: this.etag } = digested(jsonArrayBytes(items)));
+  /** `pieces`: the listing's JSON text, in pieces (json-pieces.ts). */
+  constructor(pieces: Iterable<string>) {
+    ({ buffer: this.buffer, md5: this.md5, etag: this.etag } = digested(bytesOf(pieces)));
   }
 
   encoded(coding: Coding): Promise<JsonBody> {
@@ -142,8 +152,8 @@ export class ResponseCache {
 
   constructor(private readonly capacity = 64) {}
 
-  /** The listing cached under `key`, or one made of the elements `build` yields. */
-  get(generation: number, key: string, build: () => Iterable<unknown>): CachedBody {
+  /** The listing cached under `key`, or one made of the JSON pieces `build` yields. */
+  get(generation: number, key: string, build: () => Iterable<string>): CachedBody {
     if (generation !== this.generation) {
       this.entries.clear();
       this.generation = generation;

@@ -5,13 +5,14 @@
  */
 import type { ParsedUrlQuery } from 'node:querystring';
 import { errors } from '../errors.js';
-import { STATES, UUID_RE, type Manifest } from '../manifest/types.js';
+import { STATES, UUID_RE } from '../manifest/types.js';
 import type { ImageRecord, SortKey } from '../store/store.js';
 
 export const MAX_LIMIT = 1000;
 
 export interface ListQuery {
-  filter: (m: Manifest) => boolean;
+  /** Reads the record's facts; only tag filters build the manifest. */
+  filter: (r: ImageRecord) => boolean;
   limit?: number;
   marker?: SortKey | number;
   descending: boolean;
@@ -36,8 +37,8 @@ function textMatcher(field: 'name' | 'version', value: string | undefined) {
   if (value === undefined) return undefined;
   if (value === '' || value === '~') invalid(field, `"${field}" must not be empty`);
   return value.startsWith('~')
-    ? (m: Manifest) => m[field].includes(value.slice(1))
-    : (m: Manifest) => m[field] === value;
+    ? (r: ImageRecord) => r.facts[field].includes(value.slice(1))
+    : (r: ImageRecord) => r.facts[field] === value;
 }
 
 export function parseListQuery(
@@ -45,40 +46,40 @@ export function parseListQuery(
   sortKey: (uuid: string) => SortKey | undefined,
   includePrivate: boolean,
 ): ListQuery {
-  const tests: ((m: Manifest) => boolean)[] = [];
-  if (!includePrivate) tests.push((m) => m.public);
+  const tests: ((r: ImageRecord) => boolean)[] = [];
+  if (!includePrivate) tests.push((r) => r.isPublic);
   const state = single(query, 'state') ?? 'active';
   if (state !== 'all' && !(STATES as readonly string[]).includes(state)) {
     invalid('state', `invalid state "${state}": must be one of ${[...STATES, 'all'].join(', ')}`);
   }
-  if (state !== 'all') tests.push((m) => m.state === state);
+  if (state !== 'all') tests.push((r) => r.state === state);
   for (const field of ['name', 'version'] as const) {
     const test = textMatcher(field, single(query, field));
     if (test) tests.push(test);
   }
   const type = single(query, 'type');
   if (type !== undefined) {
-    tests.push(type.startsWith('!') ? (m) => m.type !== type.slice(1) : (m) => m.type === type);
+    tests.push(type.startsWith('!') ? (r) => r.facts.type !== type.slice(1) : (r) => r.facts.type === type);
   }
   const os = single(query, 'os');
-  if (os !== undefined) tests.push((m) => m.os === os);
+  if (os !== undefined) tests.push((r) => r.facts.os === os);
   const owner = single(query, 'owner');
   if (owner !== undefined) {
     if (!UUID_RE.test(owner)) invalid('owner', `invalid owner "${owner}": must be a UUID`);
-    tests.push((m) => m.owner === owner);
+    tests.push((r) => r.facts.owner === owner);
   }
   const pub = single(query, 'public');
   if (pub !== undefined) {
     if (pub !== 'true' && pub !== 'false') invalid('public', `invalid public "${pub}": must be true or false`);
-    tests.push((m) => m.public === (pub === 'true'));
+    tests.push((r) => r.isPublic === (pub === 'true'));
   }
   for (const [key, raw] of Object.entries(query)) {
     if (!key.startsWith('tag.') || key.length === 4) continue;
     const tag = key.slice(4);
-    for (const value of Array.isArray(raw) ? raw : [raw ?? '']) tests.push((m) => tagMatches(m, tag, value));
+    for (const value of Array.isArray(raw) ? raw : [raw ?? '']) tests.push((r) => tagMatches(r.manifest.tags, tag, value));
   }
-  for (const tag of many(query, 'billing_tag')) tests.push((m) => m.billing_tags?.includes(tag) ?? false);
-  const result: ListQuery = { filter: (m) => tests.every((t) => t(m)), descending: parseSort(single(query, 'sort')) };
+  for (const tag of many(query, 'billing_tag')) tests.push((r) => r.manifest.billing_tags?.includes(tag) ?? false);
+  const result: ListQuery = { filter: (r) => tests.every((t) => t(r)), descending: parseSort(single(query, 'sort')) };
   const limit = parseLimit(single(query, 'limit'));
   if (limit !== undefined) result.limit = limit;
   const marker = parseMarker(single(query, 'marker'), sortKey);
@@ -86,8 +87,8 @@ export function parseListQuery(
   return result;
 }
 
-function tagMatches(m: Manifest, tag: string, value: string): boolean {
-  const actual = m.tags?.[tag];
+function tagMatches(tags: Record<string, unknown> | undefined, tag: string, value: string): boolean {
+  const actual = tags?.[tag];
   if (actual === undefined || actual === null || typeof actual === 'object') return false;
   return String(actual) === value;
 }
@@ -121,7 +122,7 @@ export function selectImages(sorted: readonly ImageRecord[], q: ListQuery): Imag
   for (let k = 0; k < n; k++) {
     const r = sorted[q.descending ? n - 1 - k : k]!;
     if (q.marker !== undefined && !atOrPastMarker(r, q.marker, q.descending)) continue;
-    if (!q.filter(r.manifest)) continue;
+    if (!q.filter(r)) continue;
     out.push(r);
     if (q.limit !== undefined && out.length >= q.limit) break;
   }

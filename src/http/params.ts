@@ -26,9 +26,9 @@ export function reqLoadImage(store: ImageStore, channels?: Channels) {
   return async function reqImage(ctx: Context, next: Next): Promise<void> {
     const uuid = String(ctx.params.uuid ?? '');
     const image = UUID_RE.test(uuid) ? store.get(uuid) : undefined;
-    if (!image || (!image.manifest.public && !seesPrivate(ctx))) throw errors.ResourceNotFound(`image ${uuid} not found`);
+    if (!image || (!image.isPublic && !seesPrivate(ctx))) throw errors.ResourceNotFound(`image ${uuid} not found`);
     const pick = ctx.state.channel as ChannelPick | undefined;
-    if (channels && pick && !channels.holds(pick, image.manifest)) {
+    if (channels && pick && !channels.holds(pick, image.facts)) {
       throw errors.ResourceNotFound(`image ${uuid} not found in channel ${'name' in pick ? pick.name : '*'}`);
     }
     ctx.state.image = image;

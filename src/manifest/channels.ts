@@ -10,7 +10,6 @@
  */
 import { errors } from '../errors.js';
 import type { Transition } from './states.js';
-import type { Manifest } from './types.js';
 
 export const CHANNEL_NAME_RE = /^[a-z][a-z0-9_-]*$/;
 
@@ -22,6 +21,11 @@ export interface Channel {
 
 /** What a `channel` parameter picked: one channel, or every one (`*`). */
 export type ChannelPick = { name: string } | { all: true };
+
+/** What channels read of an image: a manifest, or the facts a store keeps of one. */
+export interface ChannelsField {
+  channels?: string[] | undefined;
+}
 
 export class Channels {
   readonly list: readonly Channel[];
@@ -70,13 +74,13 @@ export class Channels {
   }
 
   /** The channels an image is in; one without the field is in the default channel. */
-  of(m: Manifest): string[] {
+  of(m: ChannelsField): string[] {
     if (m.channels !== undefined) return m.channels;
     return this.fallback === undefined ? [] : [this.fallback];
   }
 
   /** Whether an image is in what a request picked. */
-  holds(pick: ChannelPick, m: Manifest): boolean {
+  holds(pick: ChannelPick, m: ChannelsField): boolean {
     return 'all' in pick || this.of(m).includes(pick.name);
   }
 }

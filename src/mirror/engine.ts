@@ -257,7 +257,7 @@ export class Mirror {
     const record = this.opts.store.get(uuid);
     const { channels } = this.opts;
     return record !== undefined && channels !== undefined && this.channel !== undefined
-      && !channels.of(record.manifest).includes(this.channel);
+      && !channels.of(record.facts).includes(this.channel);
   }
 
   /**

@@ -3,7 +3,7 @@
  * names one (a client paging while an image goes) still finds its place.
  * Bounded: the oldest removals are forgotten first.
  */
-import type { ImageRecord } from './loader.js';
+import type { ImageRecord } from './record.js';
 
 const MAX_DEPARTED = 10_000;
 
@@ -16,7 +16,7 @@ export class Departed {
   private readonly places = new Map<string, ListingPlace>();
 
   remember(record: ImageRecord): void {
-    this.places.set(record.uuid, { publishedMs: record.publishedMs, public: record.manifest.public });
+    this.places.set(record.uuid, { publishedMs: record.publishedMs, public: record.isPublic });
     if (this.places.size > MAX_DEPARTED) this.places.delete(this.places.keys().next().value!);
   }
 

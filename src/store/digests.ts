@@ -18,7 +18,7 @@ import { isObject } from '../manifest/types.js';
 import { writeFileAtomic } from './atomic.js';
 import { hashFile } from './file-hash.js';
 import type { Layout } from './layout.js';
-import type { ImageRecord, StoredFile } from './loader.js';
+import type { ImageRecord, StoredFile } from './record.js';
 
 /** What a file costs the rate budget at least, in bytes. */
 const FILE_COST = 64 * 1024;

@@ -9,53 +9,88 @@
  * business), read only by a server of the same version.
  */
 import fs from 'node:fs';
+import { STATES, type ImageState } from '../manifest/types.js';
 import { VERSION } from '../version.js';
 import { writeFileAtomic } from './atomic.js';
-import { jsonArrayPieces } from './json-pieces.js';
 import type { Layout } from './layout.js';
-import type { ImageRecord, StoredFile } from './loader.js';
+import { ImageRecord } from './record.js';
 
 /**
- * 2: ASCII only, every other character escaped, so that it is read as
- * latin1 without decoding UTF-8 (a tenth of a second at 100,000 images).
- * A snapshot of format 1 is ignored.
+ * 3: a JSON head line, then a line per record of tab-separated fields
+ * (JSON escapes every tab and newline inside its strings): uuid,
+ * published ms, public (1 or 0), state, stamp, then the detail, manifest
+ * and listing entry as JSON, the entry "=" when it is the manifest's own
+ * text. Nothing is parsed per record at start but the line itself: the
+ * detail and the manifest are parsed when first used. ASCII only, every
+ * other character escaped, so that it is read as latin1 without decoding
+ * UTF-8. A snapshot of another format is ignored.
  */
-const FORMAT = 2;
+const FORMAT = 3;
+const SAME = '=';
 
-interface Snapshot {
+interface Head {
   format: number;
   version: string;
   root: string;
-  records: (Omit<ImageRecord, 'files'> & { files: (Omit<ImageRecord['files'][number], 'mtime'>)[] })[];
 }
 
 /** The cached records, or null when there is no usable snapshot. */
 export function readIndexCache(layout: Layout): ImageRecord[] | null {
-  let snapshot: Snapshot;
+  let lines: string[];
+  let head: Head;
   try {
-    snapshot = JSON.parse(fs.readFileSync(layout.indexSnapshotPath(), 'latin1')) as Snapshot;
+    lines = fs.readFileSync(layout.indexSnapshotPath(), 'latin1').split('\n');
+    head = JSON.parse(lines[0]!) as Head;
   } catch {
     return null;
   }
-  if (snapshot.format !== FORMAT || snapshot.version !== VERSION || snapshot.root !== layout.root) return null;
-  // Completed in place: a copy of every record would double what the collector has to move at start.
-  // Rounded as fs.Stats rounds it (a Date truncates), so Last-Modified is the same after a restart.
-  for (const r of snapshot.records) for (const f of r.files) (f as StoredFile).mtime = new Date(Math.round(f.mtimeMs));
-  return snapshot.records as ImageRecord[];
+  if (head.format !== FORMAT || head.version !== VERSION || head.root !== layout.root) return null;
+  const records: ImageRecord[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const record = recordOf(lines[i]!);
+    if (!record) return null;
+    records.push(record);
+  }
+  return records;
+}
+
+function recordOf(line: string): ImageRecord | undefined {
+  const [uuid, published, pub, state, stamp, detail, manifest, entry, ...rest] = line.split('\t');
+  if (entry === undefined || rest.length > 0 || !(STATES as readonly string[]).includes(state!)) return undefined;
+  const manifestText = unescaped(manifest!);
+  return ImageRecord.fromParts({
+    uuid: uuid!, publishedMs: Number(published), isPublic: pub === '1', state: state as ImageState, stamp: stamp!,
+    detail: detail!, manifest: manifestText, entry: entry === SAME ? manifestText : unescaped(entry),
+  });
+}
+
+/**
+ * JSON text as JSON.stringify gave it before the snapshot escaped it: the
+ * only escapes JSON.stringify writes as \u are of control characters and
+ * lone surrogates, so a text without one is already that.
+ */
+function unescaped(json: string): string {
+  return json.includes('\\u') ? JSON.stringify(JSON.parse(json)) : json;
 }
 
 export async function writeIndexCache(layout: Layout, records: readonly ImageRecord[]): Promise<void> {
-  // The bytes of asciiOnly(JSON.stringify(snapshot)), written a piece at a time.
-  const head = `{"format":${FORMAT},"version":${JSON.stringify(VERSION)},"root":${JSON.stringify(layout.root)},"records":[`;
-  await writeFileAtomic(layout.indexSnapshotPath(), asciiPieces(jsonArrayPieces(stored(records), head, ']}')), layout.stagingRoot());
+  const head: Head = { format: FORMAT, version: VERSION, root: layout.root };
+  await writeFileAtomic(layout.indexSnapshotPath(), linePieces(JSON.stringify(head), records), layout.stagingRoot());
 }
 
-function* stored(records: readonly ImageRecord[]): Generator<Snapshot['records'][number]> {
-  for (const r of records) yield { ...r, files: r.files.map(({ mtime: _mtime, ...f }) => f) };
-}
-
-function* asciiPieces(pieces: Iterable<string>): Generator<string> {
-  for (const piece of pieces) yield asciiOnly(piece);
+/** Pieces of about a megabyte: at 100,000 images the snapshot is some 100 MB, which should never be one string. */
+function* linePieces(head: string, records: readonly ImageRecord[]): Generator<string> {
+  let piece = asciiOnly(head);
+  for (const r of records) {
+    const entry = r.entryIfMade;
+    const fields = [r.uuid, r.publishedMs, r.isPublic ? 1 : 0, r.state, r.stamp, r.detailText, r.manifestText,
+      entry === r.manifestText ? SAME : entry ?? r.entry];
+    piece += `\n${asciiOnly(fields.join('\t'))}`;
+    if (piece.length < 1 << 20) continue;
+    yield piece;
+    piece = '';
+  }
+  yield piece;
 }
 
 /** JSON text with every character beyond ASCII escaped (a pair of surrogates as two escapes, which JSON.parse joins). */

@@ -37,3 +37,17 @@ export function* jsonArrayPieces(items: Iterable<unknown>, head = '[', tail = ']
   if (batch.length > 0) flush();
   yield piece + tail;
 }
+
+/** `head`, the JSON texts comma-separated, then `tail`: an array of values serialised beforehand. */
+export function* jsonTextArrayPieces(texts: Iterable<string>, head = '[', tail = ']'): Generator<string> {
+  let piece = head;
+  let first = true;
+  for (const text of texts) {
+    piece += first ? text : `,${text}`;
+    first = false;
+    if (piece.length < PIECE_CHARS) continue;
+    yield piece;
+    piece = '';
+  }
+  yield piece + tail;
+}

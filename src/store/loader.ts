@@ -9,40 +9,11 @@ import path from 'node:path';
 import { normalizeManifest } from '../manifest/normalize.js';
 import { publishProblems } from '../manifest/publish.js';
 import { isActivated } from '../manifest/states.js';
-import { isObject, type Compression, type LegacyFields, type Manifest } from '../manifest/types.js';
+import { isObject, type Compression, type LegacyFields } from '../manifest/types.js';
 import { isSafeFileName, type Layout } from './layout.js';
+import { ImageRecord, type Relabelled, type StoredFile } from './record.js';
 import { sidecarFromText, type Sidecar } from './sidecar.js';
 import { compressionOfFile } from './sniff.js';
-
-export interface StoredFile {
-  name: string;
-  size: number;
-  /** base64 MD5 recorded when this server took the file in, if it did. */
-  md5?: string;
-  mtime: Date;
-  mtimeMs: number;
-  dev: number;
-  ino: number;
-}
-
-export interface ImageRecord {
-  uuid: string;
-  manifest: Manifest;
-  legacy: LegacyFields | null;
-  files: StoredFile[];
-  /** published_at in ms (0 when there is none), the listing order's key. */
-  publishedMs: number;
-  /** Changes whenever anything this record was read from changes. */
-  stamp: string;
-  /** Files whose manifest names another compression than their bytes show; served as the bytes say. */
-  relabelled?: Relabelled[];
-}
-
-export interface Relabelled {
-  file: string;
-  labelled: string;
-  actual: Compression;
-}
 
 export type LoadResult =
   | { ok: true; record: ImageRecord }
@@ -178,14 +149,8 @@ export function loadImageDir(layout: Layout, realRoot: string, uuid: string): Lo
   });
   if (isActivated(manifest.state) && problems.length > 0) return { ok: false, problems, stamp };
   // An image not yet activated may still be waiting for its file.
-  const publishedMs = manifest.published_at ? Date.parse(manifest.published_at) : 0;
-  return {
-    ok: true,
-    record: {
-      uuid, manifest, legacy: legacyFacts, files: problems.length > 0 ? [] : files, publishedMs, stamp,
-      ...(relabelled.length > 0 ? { relabelled } : {}),
-    },
-  };
+  const detail = { legacy: legacyFacts, files: problems.length > 0 ? [] : files, ...(relabelled.length > 0 ? { relabelled } : {}) };
+  return { ok: true, record: ImageRecord.fromManifest(manifest, detail, stamp) };
 }
 
 function parseSidecar(text: string | undefined, problems: string[]): Sidecar {
@@ -267,7 +232,7 @@ export function sameListing(a: ImageRecord, b: ImageRecord): boolean {
       const g = b.files[i]!;
       return f.name === g.name && f.size === g.size && f.ino === g.ino && f.dev === g.dev && f.mtimeMs === g.mtimeMs;
     })
-    && JSON.stringify([a.manifest, a.legacy]) === JSON.stringify([b.manifest, b.legacy]);
+    && a.manifestText === b.manifestText && JSON.stringify(a.legacy) === JSON.stringify(b.legacy);
 }
 
 /** Whether each file is still the one the record saw: same inode, size and mtime. */

@@ -30,7 +30,7 @@ export function registerStoreMetrics(registry: Registry, store: ImageStore, writ
     collect() {
       const counts = new Map<string, number>(STATES.map((s) => [s, 0]));
       for (const r of store.list()) {
-        if (includePrivate || r.manifest.public) counts.set(r.manifest.state, (counts.get(r.manifest.state) ?? 0) + 1);
+        if (includePrivate || r.isPublic) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
       }
       for (const [state, n] of counts) this.set({ state }, n);
     },

@@ -21,15 +21,15 @@ export function planPrune(records: readonly ImageRecord[], opts: PruneOptions): 
   if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new Error('keep must be at least 1');
   const byName = new Map<string, ImageRecord[]>();
   for (const r of records) {
-    if (r.manifest.state !== 'active' || (opts.name !== undefined && r.manifest.name !== opts.name)) continue;
-    byName.set(r.manifest.name, [...(byName.get(r.manifest.name) ?? []), r]);
+    if (r.state !== 'active' || (opts.name !== undefined && r.facts.name !== opts.name)) continue;
+    byName.set(r.facts.name, [...(byName.get(r.facts.name) ?? []), r]);
   }
   const candidates = new Set([...byName.values()].flatMap((group) => group.sort(newestFirst).slice(opts.keep)));
   const byUuid = new Map(records.map((r) => [r.uuid, r]));
   const needed = new Set<string>();
   for (const r of records) {
     if (candidates.has(r)) continue;
-    for (let origin = r.manifest.origin; origin && !needed.has(origin); origin = byUuid.get(origin)?.manifest.origin) {
+    for (let origin = r.facts.origin; origin && !needed.has(origin); origin = byUuid.get(origin)?.facts.origin) {
       needed.add(origin);
     }
   }
@@ -40,7 +40,7 @@ export function planPrune(records: readonly ImageRecord[], opts: PruneOptions): 
 /** How many origins stand below an image. */
 function depth(r: ImageRecord, byUuid: Map<string, ImageRecord>): number {
   let n = 0;
-  for (let o = r.manifest.origin; o && n < 1000; o = byUuid.get(o)?.manifest.origin) n++;
+  for (let o = r.facts.origin; o && n < 1000; o = byUuid.get(o)?.facts.origin) n++;
   return n;
 }
 

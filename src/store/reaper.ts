@@ -21,11 +21,11 @@ export async function reapUnactivated(store: ImageStore, writer: ImageWriter, ma
   const reaped: string[] = [];
   const cutoff = Date.now() - maxAgeMs;
   for (const record of store.list()) {
-    if (!takesFiles(record.manifest.state)) continue;
+    if (!takesFiles(record.state)) continue;
     if (store.dependents(record.uuid).length > 0) continue;
     if ((await lastTouched(store, record.uuid)) > cutoff) continue;
     await writer.remove(record.uuid, { via: 'reaper', by: 'reaper' });
-    log.info({ uuid: record.uuid, name: record.manifest.name, version: record.manifest.version },
+    log.info({ uuid: record.uuid, name: record.facts.name, version: record.facts.version },
       'removed an unactivated image abandoned for too long');
     reaped.push(record.uuid);
   }

@@ -9,7 +9,7 @@
 import type { Logger } from '../log.js';
 import { writeIndexCache } from './index-cache.js';
 import type { Layout } from './layout.js';
-import type { ImageRecord } from './loader.js';
+import type { ImageRecord } from './record.js';
 
 const AFTER_CHANGE_MS = 60_000;
 const AFTER_COLD_START_MS = 2000;

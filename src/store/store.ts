@@ -35,7 +35,8 @@ import { readIndexCache } from './index-cache.js';
 import { Layout, RESCAN_REQUEST_FILE, isImageDirName } from './layout.js';
 import { partialFile, removeOldPartials } from './partials.js';
 import { takeRescanRequest } from './rescan-request.js';
-import { compareRecords, dirStamp, filesUnchanged, loadImageDir, sameListing, type ImageRecord, type StoredFile } from './loader.js';
+import { compareRecords, dirStamp, filesUnchanged, loadImageDir, sameListing } from './loader.js';
+import type { ImageRecord, StoredFile } from './record.js';
 import { hasTombstone, listTombstones, readTombstone, type Tombstone } from './tombstones.js';
 import { RootLook } from './root-look.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
@@ -198,7 +199,7 @@ export class ImageStore extends EventEmitter {
    */
   sortKey(uuid: string, includePrivate: boolean): SortKey | undefined {
     const record = this.images.get(uuid);
-    const known = record ? { publishedMs: record.publishedMs, public: record.manifest.public } : this.departed.get(uuid);
+    const known = record ? { publishedMs: record.publishedMs, public: record.isPublic } : this.departed.get(uuid);
     if (!known || (!known.public && !includePrivate)) return undefined;
     return { uuid, publishedMs: known.publishedMs };
   }
@@ -267,7 +268,7 @@ export class ImageStore extends EventEmitter {
 
   /** The images that name `uuid` as their origin. */
   dependents(uuid: string): ImageRecord[] {
-    return this.list().filter((r) => r.manifest.origin === uuid);
+    return this.list().filter((r) => r.facts.origin === uuid);
   }
 
   /**

@@ -154,7 +154,7 @@ export class ImageWriter extends EventEmitter {
     refuseFileFor(current.manifest);
     const txn = await ImportTxn.begin(this.layout);
     try {
-      const name = fileNameFor(current.manifest.name, current.manifest.version, file.compression);
+      const name = fileNameFor(current.facts.name, current.facts.version, file.compression);
       const digest = await this.counted(() => txn.receiveFile(file.source, name, file.expect));
       await withImageLock(this.layout, uuid, async () => {
         const now = this.read(uuid);
@@ -274,7 +274,7 @@ export class ImageWriter extends EventEmitter {
       throw errors.OriginDoesNotExist(`origin image ${manifest.origin} does not exist`);
     }
     if (uniqueNameVersion) {
-      const twin = this.store.list().find((r) => r.manifest.name === manifest.name && r.manifest.version === manifest.version);
+      const twin = this.store.list().find((r) => r.facts.name === manifest.name && r.facts.version === manifest.version);
       if (twin) throw errors.ImageNameVersionTaken(`${manifest.name} ${manifest.version} is already taken by image ${twin.uuid}`);
     }
   }

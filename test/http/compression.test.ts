@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import test, { type ExecutionContext } from 'ava';
 import { CachedBody, ResponseCache } from '../../src/http/json.js';
+import { jsonArrayPieces } from '../../src/store/json-pieces.js';
 import { md5b64, sha1, tmpDir } from '../helpers/images.js';
 import { IMGAPI, noopLog, p, type Manifest } from '../helpers/legacy-clients.js';
 import { portOf, rawRequest } from '../helpers/raw-http.js';
@@ -159,7 +160,7 @@ test("restify's client asking for gzip checks Content-MD5 on the bytes sent and 
 
 test('the cache keeps one compressed copy per coding, and a new generation starts afresh', async (t) => {
   const cache = new ResponseCache();
-  const body = cache.get(1, 'k', () => Array.from({ length: 200 }, (_, i) => ({ i, pad: randomBytes(4).toString('hex') })));
+  const body = cache.get(1, 'k', () => jsonArrayPieces(Array.from({ length: 200 }, (_, i) => ({ i, pad: randomBytes(4).toString('hex') }))));
   t.true(body instanceof CachedBody);
   t.is(cache.get(1, 'k', () => t.fail('built again')), body);
   const gz = body.encoded('gzip');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { createLogger } from '../../src/log.js';
 import { readIndexCache, writeIndexCache } from '../../src/store/index-cache.js';
+import { ImageRecord } from '../../src/store/record.js';
 import { ImageStore } from '../../src/store/store.js';
 import { tmpDir, v2Manifest, writeImage } from '../helpers/images.js';
 import { waitFor } from '../helpers/server.js';
@@ -79,13 +80,19 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   await writeIndexCache(store.layout, store.list());
   await store.close();
   const file = store.layout.indexSnapshotPath();
-  const snapshot = JSON.parse(fs.readFileSync(file, 'utf8'));
-  fs.writeFileSync(file, JSON.stringify({ ...snapshot, version: '0.0.0-other' }));
+  const [headLine, ...lines] = fs.readFileSync(file, 'latin1').split('\n');
+  const head = JSON.parse(headLine!);
+  const withHead = (changed: object) => fs.writeFileSync(file, [JSON.stringify({ ...head, ...changed }), ...lines].join('\n'));
+  withHead({ version: '0.0.0-other' });
   t.is(readIndexCache(store.layout), null);
-  fs.writeFileSync(file, JSON.stringify({ ...snapshot, root: '/elsewhere' }));
+  withHead({ root: '/elsewhere' });
   t.is(readIndexCache(store.layout), null);
-  fs.writeFileSync(file, JSON.stringify({ ...snapshot, format: 1 }));
-  t.is(readIndexCache(store.layout), null, 'the format before ASCII-only');
+  withHead({ format: 2 });
+  t.is(readIndexCache(store.layout), null, 'the format before lines');
+  withHead({});
+  t.is(readIndexCache(store.layout)?.length, 2, 'the same head again reads');
+  fs.writeFileSync(file, [headLine, ...lines.map((l) => l.split('\t').slice(0, -1).join('\t'))].join('\n'));
+  t.is(readIndexCache(store.layout), null, 'a line short of a field');
   fs.writeFileSync(file, '{"format": 1, "records": [');
   t.is(readIndexCache(store.layout), null);
   const again = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });
@@ -99,14 +106,21 @@ test('a snapshot of several MB, written in pieces, reads back record for record'
   const store = await ImageStore.open({ serveDir: root, log, watch: false });
   await store.close();
   const [one] = store.list();
-  const records = Array.from({ length: 3000 }, (_, i) => ({
-    ...one!, uuid: `${i}`, manifest: { ...one!.manifest, description: `${'é☃'.repeat(500)} ${i}` },
-  }));
+  const records = Array.from({ length: 3000 }, (_, i) => ImageRecord.fromManifest(
+    { ...one!.manifest, uuid: `${i}`, description: `${'é☃'.repeat(500)} ${i}${i === 7 ? '\u0001' : ''}` },
+    { legacy: i % 2 ? null : { creator_name: `Ωmega ${i}` }, files: one!.files }, `stamp-${i}`,
+  ));
   await writeIndexCache(store.layout, records);
   const file = store.layout.indexSnapshotPath();
   t.true(fs.statSync(file).size > 4 * 1024 * 1024, 'larger than several pieces');
-  t.deepEqual(readIndexCache(store.layout), records);
+  t.deepEqual(readIndexCache(store.layout)?.map(partsOf), records.map(partsOf));
 });
+
+/** What a record says, through its public face. */
+function partsOf(r: ImageRecord) {
+  const { uuid, publishedMs, isPublic, state, stamp, manifestText, manifest, facts, entry, legacy, files, relabelled } = r;
+  return { uuid, publishedMs, isPublic, state, stamp, manifestText, manifest, facts, entry, legacy, files, relabelled };
+}
 
 test('a server that started without a snapshot writes one within seconds, not a minute later', async (t) => {
   const root = tmpDir(t);

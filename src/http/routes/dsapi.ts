@@ -10,6 +10,7 @@ import type { Config } from '../../config/config.js';
 import { errors } from '../../errors.js';
 import type { Channels } from '../../manifest/channels.js';
 import { toDsapi } from '../../manifest/views.js';
+import { jsonArrayPieces } from '../../store/json-pieces.js';
 import type { ImageRecord, ImageStore } from '../../store/store.js';
 import { publicBaseUrl } from '../base-url.js';
 import { reqDsapiChannel, viewKey } from '../channels.js';
@@ -43,11 +44,11 @@ export function mountDsapi(router: Router, deps: DsapiDeps): void {
     const wanted = LIST_FILTERS.flatMap((f) => (typeof ctx.query[f] === 'string' ? [[f, ctx.query[f]] as const] : []));
     const all = seesPrivate(ctx);
     const key = `datasets|${all}|${viewKey(ctx, channels)}|${publicBaseUrl(ctx, config)}|${JSON.stringify(wanted)}`;
-    const body = deps.cache.get(store.generation, key, function* views() {
-      const images = store.list().filter((r) => r.manifest.state === 'active' && (all || r.manifest.public)
-        && wanted.every(([f, v]) => r.manifest[f] === v) && (!channels || channels.holds(ctx.state.channel, r.manifest)));
+    const body = deps.cache.get(store.generation, key, () => jsonArrayPieces(function* views() {
+      const images = store.list().filter((r) => r.state === 'active' && (all || r.isPublic)
+        && wanted.every(([f, v]) => r.facts[f] === v) && (!channels || channels.holds(ctx.state.channel, r.facts)));
       for (let i = images.length - 1; i >= 0; i--) yield view(ctx, images[i]!);
-    });
+    }()));
     await sendListing(ctx, body);
   });
 
@@ -57,7 +58,7 @@ export function mountDsapi(router: Router, deps: DsapiDeps): void {
 
   router.get('GetDatasetFile', '/datasets/:uuid/:path', inChannel, reqImage, reqShownByDsapi, async (ctx: Context) => {
     const image: ImageRecord = ctx.state.image;
-    if (image.manifest.state !== 'active') throw errors.ResourceNotFound(`image ${image.uuid} is not active`);
+    if (image.state !== 'active') throw errors.ResourceNotFound(`image ${image.uuid} is not active`);
     const byName = image.files.findIndex((f) => f.name === ctx.params.path);
     // newer sniffle falls back to /datasets/:uuid/file when files[0].url is absent
     const index = byName === -1 && ctx.params.path === 'file' ? 0 : byName;
@@ -68,7 +69,7 @@ export function mountDsapi(router: Router, deps: DsapiDeps): void {
 
 /** DSAPI never shows an image that imgadm could not at least `show`. */
 async function reqShownByDsapi(ctx: Context, next: Next): Promise<void> {
-  const state = (ctx.state.image as ImageRecord).manifest.state;
+  const { state } = ctx.state.image as ImageRecord;
   if (state !== 'active' && state !== 'disabled') throw errors.ResourceNotFound(`image ${ctx.params.uuid} not found`);
   await next();
 }

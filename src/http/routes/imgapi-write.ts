@@ -18,8 +18,8 @@ import { activation, disabling, type Transition } from '../../manifest/states.js
 import { COMPRESSIONS, ZERO_UUID, type Compression } from '../../manifest/types.js';
 import type { ImageRecord, ImageStore } from '../../store/store.js';
 import type { ImageWriter, Provenance } from '../../store/writer.js';
-import { imgapiView, reqChannel } from '../channels.js';
-import { sendJson } from '../json.js';
+import { imgapiJson, reqChannel } from '../channels.js';
+import { jsonTextBody, sendJson } from '../json.js';
 import { reqWriter } from '../middleware/auth.js';
 import { reqLoadImage } from '../params.js';
 import { createFromMultipart } from './multipart.js';
@@ -59,7 +59,7 @@ export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
     return pick?.name === undefined ? base : { ...base, channel: pick.name };
   };
   const by = (ctx: Context, via: Provenance['via'] = 'http'): Provenance => ({ via, by: ctx.state.principal.name });
-  const reply = (ctx: Context, record: ImageRecord) => sendJson(ctx, imgapiView(ctx, channels)(record.manifest));
+  const reply = (ctx: Context, record: ImageRecord) => sendJson(ctx, null, jsonTextBody(imgapiJson(ctx, channels)(record)));
 
   const apiCreateImage = async (ctx: Context) => {
     if (ctx.is('multipart')) {
@@ -125,7 +125,7 @@ export function mountImgapiWrites(router: Router, deps: WriteDeps): void {
   const apiDeleteImage = async (ctx: Context) => {
     const image: ImageRecord = ctx.state.image;
     const pick = ctx.state.channel as { name?: string } | undefined;
-    const others = channels && pick?.name !== undefined ? channels.of(image.manifest).filter((c) => c !== pick.name) : [];
+    const others = channels && pick?.name !== undefined ? channels.of(image.facts).filter((c) => c !== pick.name) : [];
     if (channels && pick?.name !== undefined && others.length > 0 && ctx.query.force_all_channels !== 'true') {
       await writer.change(image.uuid, channelRemoval(channels, pick.name), by(ctx));
     } else {

@@ -8,10 +8,11 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { ERROR_TABLE, errors, invalidParameter, type ApiError, type ErrorCode } from '../../errors.js';
 import type { Channels } from '../../manifest/channels.js';
+import { jsonTextArrayPieces } from '../../store/json-pieces.js';
 import type { ImageStore } from '../../store/store.js';
-import { imgapiView, reqChannel, viewKey } from '../channels.js';
+import { imgapiJson, reqChannel, viewKey } from '../channels.js';
 import { parseListQuery, selectImages } from '../list-query.js';
-import { type ResponseCache, sendJson, sendListing } from '../json.js';
+import { jsonTextBody, type ResponseCache, sendJson, sendListing } from '../json.js';
 import { reqLoadImage, seesPrivate } from '../params.js';
 import { sendImageFile } from '../file-response.js';
 
@@ -41,18 +42,18 @@ export function mountImgapi(router: Router, deps: ReadDeps): void {
     const query = parseListQuery(ctx.query, (uuid) => store.sortKey(uuid, seesPrivate(ctx)), seesPrivate(ctx));
     if (channels) {
       const { filter } = query;
-      query.filter = (m) => filter(m) && channels.holds(ctx.state.channel, m);
+      query.filter = (r) => filter(r) && channels.holds(ctx.state.channel, r.facts);
     }
-    const view = imgapiView(ctx, channels);
+    const view = imgapiJson(ctx, channels);
     const key = `images|${seesPrivate(ctx)}|${viewKey(ctx, channels)}|${ctx.querystring}`;
-    const body = deps.cache.get(store.generation, key, function* views() {
-      for (const r of selectImages(store.list(), query)) yield view(r.manifest);
-    });
+    const body = deps.cache.get(store.generation, key, () => jsonTextArrayPieces(function* views() {
+      for (const r of selectImages(store.list(), query)) yield view(r);
+    }()));
     await sendListing(ctx, body);
   });
 
   router.get('GetImage', '/images/:uuid', inChannel, reqImage, (ctx: Context) => {
-    sendJson(ctx, imgapiView(ctx, channels)(ctx.state.image.manifest));
+    sendJson(ctx, null, jsonTextBody(imgapiJson(ctx, channels)(ctx.state.image)));
   });
 
   router.get('GetImageFile', '/images/:uuid/file', inChannel, reqImage, async (ctx: Context) => {
