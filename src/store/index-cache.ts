@@ -16,16 +16,16 @@ import type { Layout } from './layout.js';
 import { ImageRecord } from './record.js';
 
 /**
- * 3: a JSON head line, then a line per record of tab-separated fields
+ * 4: a JSON head line, then a line per record of tab-separated fields
  * (JSON escapes every tab and newline inside its strings): uuid,
- * published ms, public (1 or 0), state, stamp, then the detail, manifest
- * and listing entry as JSON, the entry "=" when it is the manifest's own
- * text. Nothing is parsed per record at start but the line itself: the
- * detail and the manifest are parsed when first used. ASCII only, every
+ * published ms, public (1 or 0), state, stamp, then the detail, the
+ * facts, the manifest and the listing entry as JSON, the entry "=" when it
+ * is the manifest's own text. Nothing is parsed per record at start but
+ * the line itself: the rest is parsed when first used. ASCII only, every
  * other character escaped, so that it is read as latin1 without decoding
  * UTF-8. A snapshot of another format is ignored.
  */
-const FORMAT = 3;
+const FORMAT = 4;
 const SAME = '=';
 
 interface Head {
@@ -55,12 +55,12 @@ export function readIndexCache(layout: Layout): ImageRecord[] | null {
 }
 
 function recordOf(line: string): ImageRecord | undefined {
-  const [uuid, published, pub, state, stamp, detail, manifest, entry, ...rest] = line.split('\t');
+  const [uuid, published, pub, state, stamp, detail, facts, manifest, entry, ...rest] = line.split('\t');
   if (entry === undefined || rest.length > 0 || !(STATES as readonly string[]).includes(state!)) return undefined;
   const manifestText = unescaped(manifest!);
   return ImageRecord.fromParts({
     uuid: uuid!, publishedMs: Number(published), isPublic: pub === '1', state: state as ImageState, stamp: stamp!,
-    detail: detail!, manifest: manifestText, entry: entry === SAME ? manifestText : unescaped(entry),
+    detail: detail!, facts: facts!, manifest: manifestText, entry: entry === SAME ? manifestText : unescaped(entry),
   });
 }
 
@@ -82,9 +82,8 @@ export async function writeIndexCache(layout: Layout, records: readonly ImageRec
 function* linePieces(head: string, records: readonly ImageRecord[]): Generator<string> {
   let piece = asciiOnly(head);
   for (const r of records) {
-    const entry = r.entryIfMade;
-    const fields = [r.uuid, r.publishedMs, r.isPublic ? 1 : 0, r.state, r.stamp, r.detailText, r.manifestText,
-      entry === r.manifestText ? SAME : entry ?? r.entry];
+    const fields = [r.uuid, r.publishedMs, r.isPublic ? 1 : 0, r.state, r.stamp, r.detailText, r.factsText, r.manifestText,
+      r.entry === r.manifestText ? SAME : r.entry];
     piece += `\n${asciiOnly(fields.join('\t'))}`;
     if (piece.length < 1 << 20) continue;
     yield piece;

@@ -53,9 +53,11 @@ export interface RecordParts {
   stamp: string;
   /** RecordDetail as JSON (StoredFile without its Date), parsed on first use. */
   detail: string;
+  /** ManifestFacts as JSON, parsed on first use. */
+  facts: string;
   manifest: string;
-  /** The IMGAPI listing element, when it is known. */
-  entry: string | undefined;
+  /** The IMGAPI listing element. */
+  entry: string;
 }
 
 export class ImageRecord {
@@ -68,11 +70,12 @@ export class ImageRecord {
   stamp: string;
   /** The manifest, as JSON.stringify gave it. */
   readonly manifestText: string;
+  /** The image's element of an IMGAPI listing, as JSON. */
+  readonly entry: string;
   private detailOrText: RecordDetail | string;
-  private entryText: string | undefined;
-  private knownFacts: ManifestFacts | undefined;
+  private factsOrText: ManifestFacts | string;
 
-  private constructor(parts: Omit<RecordParts, 'detail'> & { detail: RecordDetail | string }) {
+  private constructor(parts: Omit<RecordParts, 'detail' | 'facts'> & { detail: RecordDetail | string; facts: ManifestFacts | string }) {
     this.uuid = parts.uuid;
     this.publishedMs = parts.publishedMs;
     this.isPublic = parts.isPublic;
@@ -80,22 +83,28 @@ export class ImageRecord {
     this.stamp = parts.stamp;
     this.manifestText = parts.manifest;
     this.detailOrText = parts.detail;
-    this.entryText = parts.entry;
+    this.factsOrText = parts.facts;
+    this.entry = parts.entry;
   }
 
   static fromManifest(manifest: Manifest, detail: RecordDetail, stamp: string): ImageRecord {
-    const record = new ImageRecord({
+    const view = toImgapi(manifest);
+    const entry = JSON.stringify(view);
+    // Most manifests are already in the listing's form (toImgapi copies values, it does not change them):
+    // one string then serves both, and a cold start of 100,000 images serialises each once.
+    const text = sameKeys(view, manifest) ? entry : JSON.stringify(manifest);
+    return new ImageRecord({
       uuid: manifest.uuid,
       publishedMs: manifest.published_at ? Date.parse(manifest.published_at) : 0,
       isPublic: manifest.public,
       state: manifest.state,
       stamp,
       detail,
-      manifest: JSON.stringify(manifest),
-      entry: undefined,
+      facts: { name: manifest.name, version: manifest.version, type: manifest.type, os: manifest.os,
+        owner: manifest.owner, origin: manifest.origin, channels: manifest.channels },
+      manifest: text,
+      entry,
     });
-    record.knownFacts = factsOf(manifest);
-    return record;
   }
 
   static fromParts(parts: RecordParts): ImageRecord {
@@ -108,17 +117,14 @@ export class ImageRecord {
   }
 
   get facts(): ManifestFacts {
-    return (this.knownFacts ??= factsOf(this.manifest));
+    if (typeof this.factsOrText === 'string') this.factsOrText = JSON.parse(this.factsOrText) as ManifestFacts;
+    return this.factsOrText;
   }
 
-  /** The image's element of an IMGAPI listing, as JSON. */
-  get entry(): string {
-    return (this.entryText ??= JSON.stringify(toImgapi(this.manifest)));
-  }
-
-  /** The entry, or undefined where it has not been made yet (the snapshot keeps what it can). */
-  get entryIfMade(): string | undefined {
-    return this.entryText;
+  /** The facts as the snapshot keeps them. */
+  get factsText(): string {
+    const { factsOrText: f } = this;
+    return typeof f === 'string' ? f : JSON.stringify(f);
   }
 
   get legacy(): LegacyFields | null {
@@ -152,6 +158,9 @@ export class ImageRecord {
   }
 }
 
-function factsOf(m: Manifest): ManifestFacts {
-  return { name: m.name, version: m.version, type: m.type, os: m.os, owner: m.owner, origin: m.origin, channels: m.channels };
+/** Whether two objects have the same keys in the same order. */
+function sameKeys(a: object, b: object): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
 }
