@@ -84,15 +84,16 @@ export class ActionRunner {
   /** Applies the index's version of a manifest to the local copy. */
   private async applyRemote(record: ImageRecord, entry: IndexEntry, localHash: string): Promise<void> {
     const uuid = record.uuid;
-    const event = record.manifest.disabled !== entry.manifest.disabled
-      ? (entry.manifest.disabled ? 'disabled' : 'enabled')
+    const theirs = entry.manifest;
+    const event = record.manifest.disabled !== theirs.disabled
+      ? (theirs.disabled ? 'disabled' : 'enabled')
       : 'updated';
     try {
       // A local change that landed since we looked is not overwritten blind.
-      const after = await this.d.writer.change(uuid, replacement(entry.manifest, `${event} (cluster)`),
+      const after = await this.d.writer.change(uuid, replacement(theirs, `${event} (cluster)`),
         { via: 'cluster', by: `cluster:${entry.by}`, peer: entry.by }, { expectHash: localHash });
       this.d.synced.set(uuid, entry.modRev, this.d.hashOf(after));
-      this.d.log.info({ uuid, event, by: entry.by, state: entry.manifest.state }, 'applied a change from the cluster index');
+      this.d.log.info({ uuid, event, by: entry.by, state: entry.state }, 'applied a change from the cluster index');
     } catch (err) {
       if (errors.ImageChanged.is(err)) {
         this.d.retry(uuid);
@@ -104,10 +105,11 @@ export class ActionRunner {
 
   private async publishDeletion(uuid: string, entry: IndexEntry): Promise<void> {
     const local = this.d.store.tombstone(uuid);
+    const { name, version } = entry.manifest;
     const tomb: Tombstone = {
       uuid,
-      name: entry.manifest.name,
-      version: entry.manifest.version,
+      name,
+      version,
       deleted_at: local?.deleted_at ?? new Date().toISOString(),
       by: local?.by ?? 'unknown',
       server: this.d.id,

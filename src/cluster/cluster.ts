@@ -147,7 +147,8 @@ export class Cluster {
     this.synced = new SyncedState(deps.store, prefix, this.log);
     this.levelClock = new LevelClock(deps.store, this.log);
     this.view = new IndexView(this.keys, { id: this.id, url: this.url }, (uuid, rev) =>
-      this.warnOnce(`bad:${uuid}:${rev}`, { uuid }, 'ignoring an index entry that is not a manifest'));
+      this.warnOnce(`bad:${uuid}:${rev}`, { uuid }, 'ignoring an index entry that is not a manifest'),
+    (uuid) => deps.store.get(uuid)?.manifestText);
     this.writes = new IndexWrites(this.client, this.keys, this.view, { id: this.id, url: this.url }, (call) => this.etcd(call));
     this.suspects = new Suspects({ id: this.id, keys: this.keys, client: this.client, store: deps.store, writer: deps.writer, log: this.log });
     const auth = cfg.peer_auth;
@@ -161,7 +162,10 @@ export class Cluster {
       userAgent: `smartos-image-server/${deps.version} (cluster ${this.id})`,
       holdersOf: (uuid) => this.view.holdersOf(uuid),
       indexed: (uuid) => this.view.entries.has(uuid),
-      pulled: (uuid) => this.touch(uuid),
+      pulled: (uuid) => {
+        this.view.share(uuid);
+        this.touch(uuid);
+      },
       badBytes: (uuid, holder, problem) => void this.suspects.report(uuid, holder, problem),
     });
     this.local = {

@@ -8,12 +8,15 @@
 import type { IKeyValue } from 'etcd3';
 import { manifestHash } from '../manifest/hash.js';
 import { normalizeManifest } from '../manifest/normalize.js';
-import { isObject, type Manifest } from '../manifest/types.js';
+import { isObject, type ImageState, type Manifest } from '../manifest/types.js';
 import type { Keys } from './etcd.js';
 import type { Tombstone as StoreTombstone } from '../store/store.js';
 
 export interface IndexEntry {
-  manifest: Manifest;
+  /** Built from manifestText on each use: a copy of its own for each caller. */
+  readonly manifest: Manifest;
+  readonly manifestText: string;
+  readonly state: ImageState;
   legacy: Record<string, unknown> | null;
   /** Server id that wrote the entry last. */
   by: string;
@@ -50,6 +53,8 @@ export class IndexView {
     private readonly self: { id: string; url: string },
     /** An entry in etcd that is not a manifest this server could serve. */
     private readonly onBadEntry: (uuid: string, modRev: string) => void,
+    /** The manifest this server's own index holds for an image, as JSON, if any. */
+    private readonly localText: (uuid: string) => string | undefined = () => undefined,
   ) {}
 
   /** Replaces everything with a full listing. */
@@ -70,7 +75,7 @@ export class IndexView {
     const text = kv.value.toString();
     switch (key.kind) {
       case 'image': {
-        const entry = parseEntry(text, key.uuid, kv.mod_revision);
+        const entry = parseEntry(text, key.uuid, kv.mod_revision, this.localText(key.uuid));
         if (entry) this.entries.set(key.uuid, entry);
         else this.onBadEntry(key.uuid, kv.mod_revision);
         return key.uuid;
@@ -93,6 +98,20 @@ export class IndexView {
         // Reports to a holder, not part of the index (cluster/suspects.ts).
         return undefined;
     }
+  }
+
+  /** Records an entry this server has just written to etcd. */
+  wrote(manifest: Manifest, legacy: unknown, by: string, modRev: string, hash: string): void {
+    const json = sharedText(manifest, this.localText(manifest.uuid));
+    this.entries.set(manifest.uuid, entryOf(json, manifest.state, isObject(legacy) ? legacy : null, by, modRev, hash));
+  }
+
+  /** Drops the entry's own copy of the manifest once the store holds the same (a pull has just landed). */
+  share(uuid: string): void {
+    const entry = this.entries.get(uuid);
+    const local = this.localText(uuid);
+    if (!entry || local === undefined || local !== entry.manifestText) return;
+    this.entries.set(uuid, entryOf(local, entry.state, entry.legacy, entry.by, entry.modRev, entry.hash));
   }
 
   /** Applies a delete; returns the uuid it names, if any. */
@@ -153,7 +172,7 @@ export function entryValue(manifest: Manifest, legacy: unknown, by: string): str
   return JSON.stringify({ manifest, legacy: legacy ?? null, by, at: new Date().toISOString() });
 }
 
-function parseEntry(text: string, uuid: string, modRev: string): IndexEntry | undefined {
+function parseEntry(text: string, uuid: string, modRev: string, localText: string | undefined): IndexEntry | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -166,12 +185,29 @@ function parseEntry(text: string, uuid: string, modRev: string): IndexEntry | un
   if (!checked.ok || checked.value.manifest.uuid !== uuid || checked.value.manifest.files.length !== 1) return undefined;
   const manifest = checked.value.manifest;
   if (manifest.state !== 'active' && manifest.state !== 'disabled') return undefined;
+  const legacy = isObject(value.legacy) ? value.legacy : null;
+  const by = typeof value.by === 'string' ? value.by : 'unknown';
+  return entryOf(sharedText(manifest, localText), manifest.state, legacy, by, modRev, manifestHash(manifest));
+}
+
+/** The manifest's JSON: an image held here as the index has it keeps one copy in memory, the store's, not two. */
+function sharedText(manifest: Manifest, localText: string | undefined): string {
+  const own = JSON.stringify(manifest);
+  return own === localText ? localText : own;
+}
+
+function entryOf(json: string, state: ImageState, legacy: Record<string, unknown> | null, by: string, modRev: string,
+  hash: string): IndexEntry {
   return {
-    manifest,
-    legacy: isObject(value.legacy) ? value.legacy : null,
-    by: typeof value.by === 'string' ? value.by : 'unknown',
+    get manifest() {
+      return JSON.parse(json) as Manifest;
+    },
+    manifestText: json,
+    state,
+    legacy,
+    by,
     modRev,
-    hash: manifestHash(manifest),
+    hash,
   };
 }
 

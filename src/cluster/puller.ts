@@ -105,12 +105,13 @@ export class Puller {
       if (known.state === 'origin' || known.state === 'failed') this.place(known);
       return;
     }
-    const size = entry.manifest.files[0]?.size ?? 0;
-    const published = entry.manifest.published_at ? Date.parse(entry.manifest.published_at) || 0 : 0;
+    const { files, published_at: publishedAt, origin } = entry.manifest;
+    const size = files[0]?.size ?? 0;
+    const published = publishedAt ? Date.parse(publishedAt) || 0 : 0;
     const want: Want = {
       uuid,
       entry,
-      key: [entry.manifest.origin ? 1 : 0, -published, uuid],
+      key: [origin ? 1 : 0, -published, uuid],
       small: size <= SMALL_FILE_BYTES,
       state: 'queued',
       attempts: 0,
@@ -224,7 +225,8 @@ export class Puller {
     this.running[kind]++;
     const log = this.opts.log.child({ uuid, from: holder.url, peer: holder.id });
     const started = Date.now();
-    log.info({ name: entry.manifest.name, version: entry.manifest.version, size: entry.manifest.files[0]?.size, attempt: want.attempts + 1 },
+    const { name, version, files } = entry.manifest;
+    log.info({ name, version, size: files[0]?.size, attempt: want.attempts + 1 },
       'pulling image from a peer');
     let ok: boolean;
     try {

@@ -106,7 +106,7 @@ function decide(uuid: string, local: LocalSide, index: IndexSide, agreed: LastAg
       if (deleting) return;
     }
   }
-  if (!entry || tomb || entry.manifest.state !== 'active') return;
+  if (!entry || tomb || entry.state !== 'active') return;
   const obstacle = local.obstacle(uuid);
   if (obstacle === 'broken') plan.actions.push({ kind: 'conflict', uuid, why: 'broken-folder' });
   else if (obstacle) return;

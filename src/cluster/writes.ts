@@ -47,7 +47,7 @@ export class IndexWrites {
 
   private registered(manifest: Manifest, legacy: unknown, hash: string, rev: string, into?: Map<string, string>): string {
     const uuid = manifest.uuid;
-    this.view.entries.set(uuid, { manifest, legacy: (legacy ?? null) as Record<string, unknown> | null, by: this.self.id, modRev: rev, hash });
+    this.view.wrote(manifest, legacy, this.self.id, rev, hash);
     this.view.setHolder(uuid, this.self.id, { url: this.self.url, rev });
     into?.set(uuid, rev);
     return rev;
@@ -134,7 +134,7 @@ export class IndexWrites {
       .commit());
     if (!res.succeeded) return undefined;
     const rev = res.header.revision;
-    this.view.entries.set(uuid, { ...entry, manifest, by: this.self.id, modRev: rev, hash });
+    this.view.wrote(manifest, legacy, this.self.id, rev, hash);
     return rev;
   }
 

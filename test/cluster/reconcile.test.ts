@@ -62,7 +62,7 @@ interface Case {
 function run(c: Case, uuids: string[] = [UUID]) {
   const entries = new Map<string, IndexEntry>();
   if (c.index) {
-    entries.set(UUID, { manifest: VERSIONS[c.index], legacy: null, by: 'b', modRev: '10', hash: hashOf(c.index) });
+    entries.set(UUID, { manifest: VERSIONS[c.index], manifestText: JSON.stringify(VERSIONS[c.index]), state: VERSIONS[c.index].state, legacy: null, by: 'b', modRev: '10', hash: hashOf(c.index) });
   }
   const deleted = new Map<string, Tombstone>();
   if (c.tomb) deleted.set(UUID, { uuid: UUID, by: 'admin', server: 'b' });
