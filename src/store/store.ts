@@ -106,6 +106,7 @@ export class ImageStore extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private scanning: Promise<void> | null = null;
   private pendingFull = false;
+  private pendingQuick = false;
   private watcher: FolderWatcher | undefined;
   /** Folders inotify named since the last look. */
   private readonly dirty = new Set<string>();
@@ -299,9 +300,14 @@ export class ImageStore extends EventEmitter {
     return name !== undefined && /^[A-Za-z0-9._+-]+$/.test(name) ? `${record.uuid}/${name}` : undefined;
   }
 
-  /** Brings the index in line with the disk; `full` also re-checks known images. */
+  /**
+   * Brings the index in line with the disk; `full` also re-checks known
+   * images. Settles after a scan that started after the call: one under way
+   * may have read serve_dir before what the caller wants it to see.
+   */
   rescan(full = false): Promise<void> {
     if (full) this.pendingFull = true;
+    else if (this.scanning) this.pendingQuick = true;
     this.scanning ??= this.drainScans().finally(() => {
       this.scanning = null;
     });
@@ -352,9 +358,10 @@ export class ImageStore extends EventEmitter {
 
   private async drainScans(): Promise<void> {
     let first = true;
-    while (first || this.pendingFull) {
+    while (first || this.pendingFull || this.pendingQuick) {
       const full = this.pendingFull;
       this.pendingFull = false;
+      this.pendingQuick = false;
       first = false;
       try {
         await this.scan(full);

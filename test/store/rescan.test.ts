@@ -198,3 +198,24 @@ test('non-image entries are ignored: dot-folders, uppercase and malformed uuids,
   t.deepEqual(list.map((m) => m.uuid), [img.uuid]);
   t.false(server.logs.some((l) => l.level === 40), 'nothing here deserves a warning');
 });
+
+test('a rescan asked for while one is under way settles only after a look that began after the asking', async (t) => {
+  const root = tmpDir(t);
+  const store = await ImageStore.open({ serveDir: root, log: createLogger('silent'), watch: false });
+  t.teardown(() => store.close());
+  // Enough folders that the look loads them in several batches, letting other work run in between.
+  const early = Array.from({ length: 1000 }, () => {
+    const bytes = randomBytes(16);
+    return writeImage(root, v2Manifest(bytes), { bytes }).uuid;
+  });
+  const under = store.rescan();
+  while (!early.some((uuid) => store.get(uuid))) await new Promise((resolve) => setImmediate(resolve));
+  t.false(early.every((uuid) => store.get(uuid)), 'the first look is still loading');
+  // Made after that look read serve_dir's names.
+  const bytes = randomBytes(16);
+  const { uuid } = writeImage(root, v2Manifest(bytes), { bytes });
+  await store.rescan();
+  t.truthy(store.get(uuid), 'the folder made during the first look is in the index');
+  await under;
+  t.is(store.list().length, 1001);
+});
