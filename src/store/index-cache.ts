@@ -56,10 +56,13 @@ export function readIndexCache(layout: Layout): ImageRecord[] | null {
 
 function recordOf(line: string): ImageRecord | undefined {
   const [uuid, published, pub, state, stamp, detail, facts, manifest, entry, ...rest] = line.split('\t');
-  if (entry === undefined || rest.length > 0 || !(STATES as readonly string[]).includes(state!)) return undefined;
+  const publishedMs = Number(published);
+  if (entry === undefined || rest.length > 0 || !(STATES as readonly string[]).includes(state!) || !Number.isFinite(publishedMs)) {
+    return undefined;
+  }
   const manifestText = unescaped(manifest!);
   return ImageRecord.fromParts({
-    uuid: uuid!, publishedMs: Number(published), isPublic: pub === '1', state: state as ImageState, stamp: stamp!,
+    uuid: uuid!, publishedMs, isPublic: pub === '1', state: state as ImageState, stamp: stamp!,
     detail: detail!, facts: facts!, manifest: manifestText, entry: entry === SAME ? manifestText : unescaped(entry),
   });
 }

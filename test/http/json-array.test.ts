@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { jsonArrayBytes } from '../../src/http/json.js';
+import { jsonTextArrayPieces } from '../../src/store/json-pieces.js';
 
 const sha1 = (b: Buffer | string) => createHash('sha1').update(b).digest('hex');
 
@@ -38,5 +39,14 @@ test('arrays just below, at and above a multiple of the elements serialised per 
   for (const length of [1, 499, 500, 501, 999, 1000, 1001, 2503]) {
     const items = Array.from({ length }, (_, i) => (i % 97 === 0 ? undefined : { i, s: 'x'.repeat(i % 13) }));
     t.is(jsonArrayBytes(items).toString('utf8'), JSON.stringify(items), `${length} elements`);
+  }
+});
+
+test('elements serialised beforehand are joined into the same bytes, over several pieces too', (t) => {
+  for (const length of [0, 1, 2, 30_000]) {
+    const items = Array.from({ length }, (_, i) => ({ uuid: randomBytes(16).toString('hex'), i, text: 'naïve ☃ 𝄞'.repeat(i % 5) }));
+    const pieces = [...jsonTextArrayPieces(items.map((item) => JSON.stringify(item)))];
+    t.is(pieces.join(''), JSON.stringify(items), `${length} elements`);
+    if (length === 30_000) t.true(pieces.length > 2, 'cut into pieces');
   }
 });

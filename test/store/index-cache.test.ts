@@ -93,6 +93,8 @@ test('a snapshot of another version, another folder, or garbage is ignored', asy
   t.is(readIndexCache(store.layout)?.length, 2, 'the same head again reads');
   fs.writeFileSync(file, [headLine, ...lines.map((l) => l.split('\t').slice(0, -1).join('\t'))].join('\n'));
   t.is(readIndexCache(store.layout), null, 'a line short of a field');
+  fs.writeFileSync(file, [headLine, ...lines.map((l) => l.replace(/\t\d+\t/, '\tsoon\t'))].join('\n'));
+  t.is(readIndexCache(store.layout), null, 'a published time that is no number');
   fs.writeFileSync(file, '{"format": 1, "records": [');
   t.is(readIndexCache(store.layout), null);
   const again = await ImageStore.open({ serveDir: root, log, scanIntervalMs: 60_000 });
