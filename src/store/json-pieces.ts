@@ -2,8 +2,8 @@
  * A big JSON array written out a few hundred elements at a time, in pieces
  * of about a megabyte: the bytes are those JSON.stringify gives for the
  * whole value, but the whole never exists as one string. At 100,000 images
- * one string of the index snapshot or of a listing is some 100 MB, and
- * making it is what sets the server's peak memory.
+ * a listing as one string is some 50 MB, and making it is what sets the
+ * server's peak memory.
  */
 
 const PIECE_CHARS = 1 << 20;
@@ -14,28 +14,21 @@ const PIECE_CHARS = 1 << 20;
 const BATCH = 500;
 
 /** `head`, the elements as JSON.stringify writes them in an array, comma-separated, then `tail`. */
-export function* jsonArrayPieces(items: Iterable<unknown>, head = '[', tail = ']'): Generator<string> {
-  let piece = head;
-  let first = true;
+export function jsonArrayPieces(items: Iterable<unknown>, head = '[', tail = ']'): Generator<string> {
+  return jsonTextArrayPieces(batchTexts(items), head, tail);
+}
+
+/** Runs of up to BATCH elements, each as "[a,b]" without its brackets. */
+function* batchTexts(items: Iterable<unknown>): Generator<string> {
   let batch: unknown[] = [];
-  const flush = () => {
-    // "[a,b]" without its brackets; an element with no JSON form is null there, as in one big array.
-    const json = JSON.stringify(batch);
-    piece += (first ? '' : ',') + json.slice(1, -1);
-    first = false;
-    batch = [];
-  };
   for (const item of items) {
     batch.push(item);
     if (batch.length < BATCH) continue;
-    flush();
-    if (piece.length >= PIECE_CHARS) {
-      yield piece;
-      piece = '';
-    }
+    yield JSON.stringify(batch).slice(1, -1);
+    batch = [];
   }
-  if (batch.length > 0) flush();
-  yield piece + tail;
+  // An element with no JSON form is null there, as in one big array.
+  if (batch.length > 0) yield JSON.stringify(batch).slice(1, -1);
 }
 
 /** `head`, the JSON texts comma-separated, then `tail`: an array of values serialised beforehand. */
