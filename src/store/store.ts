@@ -39,6 +39,7 @@ import { compareRecords, dirStamp, filesUnchanged, loadImageDir, sameListing } f
 import type { ImageRecord, StoredFile } from './record.js';
 import { hasTombstone, listTombstones, readTombstone, type Tombstone } from './tombstones.js';
 import { RootLook } from './root-look.js';
+import { ScanQueue } from './scan-queue.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
 import { RollingSweep } from './sweep.js';
 import { FolderWatcher } from './watcher.js';
@@ -104,9 +105,7 @@ export class ImageStore extends EventEmitter {
   /** Images loaded, changed or gone since the last 'change' event, which names them. */
   private readonly moved = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
-  private scanning: Promise<void> | null = null;
-  private pendingFull = false;
-  private pendingQuick = false;
+  private readonly scans = new ScanQueue((full) => this.scan(full), (err) => this.log.error({ err }, 'rescan failed'));
   private watcher: FolderWatcher | undefined;
   /** Folders inotify named since the last look. */
   private readonly dirty = new Set<string>();
@@ -302,16 +301,10 @@ export class ImageStore extends EventEmitter {
 
   /**
    * Brings the index in line with the disk; `full` also re-checks known
-   * images. Settles after a scan that started after the call: one under way
-   * may have read serve_dir before what the caller wants it to see.
+   * images. Settles after a scan that began after the call (scan-queue.ts).
    */
   rescan(full = false): Promise<void> {
-    if (full) this.pendingFull = true;
-    else if (this.scanning) this.pendingQuick = true;
-    this.scanning ??= this.drainScans().finally(() => {
-      this.scanning = null;
-    });
-    return this.scanning;
+    return this.scans.request(full);
   }
 
   /**
@@ -354,21 +347,6 @@ export class ImageStore extends EventEmitter {
       this.soonTimer = undefined;
       void this.rescan(false);
     }, WATCH_SETTLE_MS).unref();
-  }
-
-  private async drainScans(): Promise<void> {
-    let first = true;
-    while (first || this.pendingFull || this.pendingQuick) {
-      const full = this.pendingFull;
-      this.pendingFull = false;
-      this.pendingQuick = false;
-      first = false;
-      try {
-        await this.scan(full);
-      } catch (err) {
-        this.log.error({ err }, 'rescan failed');
-      }
-    }
   }
 
   private async scan(full: boolean): Promise<void> {
