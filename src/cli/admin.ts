@@ -43,8 +43,8 @@ function find(store: ImageStore, uuid: string): ImageRecord {
 }
 
 function line(r: ImageRecord): string {
-  const { files, published_at: published } = r.manifest;
-  return [r.uuid, r.facts.name, r.facts.version, r.state, published ?? '-', String(files[0]?.size ?? 0)].join('  ');
+  const m = r.manifest;
+  return [r.uuid, m.name, m.version, m.state, m.published_at ?? '-', String(m.files[0]?.size ?? 0)].join('  ');
 }
 
 function out(text: string): void {
